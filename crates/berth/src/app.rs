@@ -1,0 +1,21 @@
+//! `App`: everything a request handler needs, built once at start and shared.
+
+use crate::auth::Auth;
+use crate::blob::BlobStore;
+use crate::config::Config;
+use crate::domain::uploads::Hashers;
+use crate::meta::Meta;
+use std::sync::Arc;
+
+/// Shared state of one Berth process.
+pub struct App {
+    pub config: Config,
+    pub meta: Meta,
+    pub blobs: BlobStore,
+    pub auth: Auth,
+    /// Running hashes of upload sessions in progress on this node.
+    pub hashers: Hashers,
+}
+
+/// The handle handlers receive.
+pub type AppState = Arc<App>;

@@ -1,0 +1,228 @@
+//! Blob storage over an OpenDAL operator (filesystem now, S3 and others by config).
+//!
+//! ```text
+//! <root>/
+//! ├── blobs/
+//! │   ├── sha256/<first two hex>/<hex>     verified content, immutable, named by digest
+//! │   └── sha512/<first two hex>/<hex>
+//! └── uploads/<id>                         bytes of an upload in progress, written aside
+//! ```
+//!
+//! Invariants: a file under `blobs/` holds exactly the bytes its name digests (it is
+//! put there only after verification, by rename or copy); nothing reads `uploads/`
+//! except the upload that owns it. Reads of local files take a fast path that
+//! streams the file directly.
+
+use crate::config::Storage;
+use crate::error::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use oci::{Digest, Hasher};
+use opendal::Operator;
+use std::path::PathBuf;
+
+/// Bytes buffered before each write to the backend.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Size of each read from a local file.
+const READ_CHUNK: usize = 256 << 10;
+
+/// Content-addressed blob storage.
+#[derive(Clone)]
+pub struct BlobStore {
+    op: Operator,
+    /// Root directory when the backend is the local filesystem (enables the read fast path).
+    local: Option<PathBuf>,
+    can_append: bool,
+}
+
+/// A readable blob body.
+pub type BlobStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+impl BlobStore {
+    /// Opens the configured backend.
+    pub fn open(storage: &Storage) -> Result<BlobStore> {
+        match storage {
+            Storage::Fs { root } => {
+                std::fs::create_dir_all(root).map_err(|e| Error::Internal(format!("cannot create {}: {e}", root.display())))?;
+                let root = root.canonicalize().map_err(Error::internal)?;
+                let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
+                let op = Operator::new(builder)?;
+                Ok(BlobStore::from_operator(op, Some(root)))
+            }
+            Storage::S3 { bucket, endpoint, region, access_key_id, secret_access_key } => {
+                let mut b = opendal::services::S3::default().bucket(bucket).region(region);
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                if let Some(k) = access_key_id {
+                    b = b.access_key_id(k);
+                }
+                if let Some(s) = secret_access_key {
+                    b = b.secret_access_key(s);
+                }
+                Ok(BlobStore::from_operator(Operator::new(b)?, None))
+            }
+        }
+    }
+
+    /// Wraps an operator (the memory backend serves unit tests).
+    pub fn from_operator(op: Operator, local: Option<PathBuf>) -> BlobStore {
+        let can_append = op.info().capability().write_can_append;
+        BlobStore { op, local, can_append }
+    }
+
+    fn blob_path(d: &Digest) -> String {
+        format!("blobs/{}/{}/{}", d.algorithm().as_str(), &d.hex()[..2], d.hex())
+    }
+
+    fn upload_path(id: &str) -> String {
+        format!("uploads/{id}")
+    }
+
+    /// Whether the backend can append to an upload (chunked uploads need it).
+    pub fn can_append(&self) -> bool {
+        self.can_append
+    }
+
+    /// Appends `body` to upload `id`, feeding `hasher` when given; returns the bytes written.
+    /// On a body error the bytes written so far stay in the upload file: the caller
+    /// keeps the upload's recorded size, so they are overwritten or discarded later.
+    pub async fn append<S, E>(&self, id: &str, offset: u64, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64, AppendError>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = Self::upload_path(id);
+        if offset > 0 && !self.can_append {
+            return Err(AppendError::Store(Error::Internal("this storage backend cannot append to uploads".into())));
+        }
+        let mut writer = if offset == 0 { self.op.writer_with(&path).await } else { self.op.writer_with(&path).append(true).await }
+            .map_err(|e| AppendError::Store(e.into()))?;
+        let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(AppendError::Body(e.to_string()));
+                }
+            };
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&chunk);
+            }
+            written += chunk.len() as u64;
+            if buf.is_empty() && chunk.len() >= WRITE_BUFFER {
+                writer.write(chunk).await.map_err(|e| AppendError::Store(e.into()))?;
+                continue;
+            }
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= WRITE_BUFFER {
+                writer.write(buf.split().freeze()).await.map_err(|e| AppendError::Store(e.into()))?;
+            }
+        }
+        if !buf.is_empty() {
+            writer.write(buf.freeze()).await.map_err(|e| AppendError::Store(e.into()))?;
+        }
+        writer.close().await.map_err(|e| AppendError::Store(e.into()))?;
+        Ok(written)
+    }
+
+    /// Digest of an upload's bytes, read back from storage.
+    pub async fn hash_upload(&self, id: &str, algorithm: oci::Algorithm) -> Result<(Digest, u64)> {
+        let mut h = Hasher::new(algorithm);
+        let mut n = 0u64;
+        let mut s = self.op.reader_with(&Self::upload_path(id)).chunk(READ_CHUNK).await?.into_bytes_stream(..).await?;
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.map_err(Error::internal)?;
+            n += chunk.len() as u64;
+            h.update(&chunk);
+        }
+        Ok((h.finish(), n))
+    }
+
+    /// Makes a verified upload the blob `digest` (idempotent: an existing blob is kept).
+    pub async fn promote(&self, id: &str, digest: &Digest) -> Result<()> {
+        let from = Self::upload_path(id);
+        let to = Self::blob_path(digest);
+        if self.op.exists(&to).await? {
+            self.op.delete(&from).await?;
+            return Ok(());
+        }
+        if self.op.info().capability().rename {
+            self.op.rename(&from, &to).await?;
+        } else {
+            self.op.copy(&from, &to).await?;
+            self.op.delete(&from).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes an upload's bytes, if any.
+    pub async fn discard_upload(&self, id: &str) -> Result<()> {
+        Ok(self.op.delete(&Self::upload_path(id)).await?)
+    }
+
+    /// Whether the blob's bytes are present.
+    pub async fn exists(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.op.exists(&Self::blob_path(digest)).await?)
+    }
+
+    /// Streams `len` bytes of blob `digest` from `start`.
+    pub async fn read(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobStream> {
+        let path = Self::blob_path(digest);
+        if let Some(root) = &self.local {
+            use tokio::io::AsyncSeekExt;
+            let mut f = tokio::fs::File::open(root.join(&path)).await.map_err(Error::internal)?;
+            if start > 0 {
+                f.seek(std::io::SeekFrom::Start(start)).await.map_err(Error::internal)?;
+            }
+            let limited = tokio::io::AsyncReadExt::take(f, len);
+            return Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK)));
+        }
+        let s = self.op.reader_with(&path).chunk(READ_CHUNK).await?.into_bytes_stream(start..start + len).await?;
+        Ok(Box::pin(s))
+    }
+
+    /// Ids of upload files present in storage (for reclaiming orphans).
+    pub async fn upload_ids(&self) -> Result<Vec<String>> {
+        let entries = match self.op.list("uploads/").await {
+            Ok(e) => e,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(entries.into_iter().map(|e| e.name().trim_end_matches('/').to_string()).filter(|n| !n.is_empty() && n != "uploads").collect())
+    }
+}
+
+/// Why an append stopped.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The client's body broke off (shorter than declared, connection lost).
+    Body(String),
+    Store(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upload_append_promote_read() {
+        let store = BlobStore::from_operator(Operator::new(opendal::services::Memory::default()).unwrap(), None);
+        let data = Bytes::from_static(b"hello blob");
+        let mut h = Hasher::new(oci::Algorithm::Sha256);
+        let n = store.append("u1", 0, futures_util::stream::iter([Ok::<_, std::io::Error>(data.clone())]), Some(&mut h)).await.unwrap();
+        assert_eq!(n, 10);
+        let d = h.finish();
+        assert_eq!(store.hash_upload("u1", oci::Algorithm::Sha256).await.unwrap(), (d.clone(), 10));
+        store.promote("u1", &d).await.unwrap();
+        assert!(store.exists(&d).await.unwrap());
+        let mut s = store.read(&d, 6, 4).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(out, b"blob");
+    }
+}

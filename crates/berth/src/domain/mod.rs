@@ -1,0 +1,8 @@
+//! Business rules of the registry, one file per aggregate. Functions here take
+//! validated protocol types, talk to `meta` and `blob`, and return domain errors;
+//! they know nothing of HTTP. Authorization has been decided before they run.
+
+pub mod blobs;
+pub mod manifests;
+pub mod projects;
+pub mod uploads;

@@ -1,0 +1,192 @@
+//! Blob upload sessions: start, append chunks, finish with digest verification,
+//! cancel, and the sweeper that expires abandoned sessions.
+//!
+//! Bytes are written aside (`uploads/<id>`) and become a blob only after their
+//! digest is verified; the blob row and the repository link are committed after
+//! the bytes are in place. A running sha256 per session is kept in this node's
+//! memory; when it is missing (another node took the earlier chunks, or a
+//! restart) the upload is hashed again from storage at the end.
+
+use crate::app::App;
+use crate::blob::AppendError;
+use crate::error::{Error, Result};
+use crate::meta::{UploadRow, now_ms};
+use bytes::Bytes;
+use futures_util::Stream;
+use oci::{Algorithm, Digest, ErrorCode, Hasher, RepoName};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Running hashes of sessions in progress: upload id → (bytes hashed, hasher).
+#[derive(Default)]
+pub struct Hashers(Mutex<HashMap<String, (u64, Hasher)>>);
+
+impl Hashers {
+    fn take(&self, id: &str, at: u64) -> Option<Hasher> {
+        let mut m = self.0.lock().expect("hashers lock");
+        match m.remove(id) {
+            Some((n, h)) if n == at => Some(h),
+            _ => None,
+        }
+    }
+    fn put(&self, id: &str, at: u64, h: Hasher) {
+        self.0.lock().expect("hashers lock").insert(id.to_string(), (at, h));
+    }
+    fn forget(&self, id: &str) {
+        self.0.lock().expect("hashers lock").remove(id);
+    }
+}
+
+fn new_id() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(Error::internal)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+}
+
+fn unknown(id: &str) -> Error {
+    Error::oci(ErrorCode::BlobUploadUnknown, format!("upload {id} is not known"))
+}
+
+/// Starts an upload session in `repo`; returns its id.
+pub async fn start(app: &App, repo: &RepoName) -> Result<String> {
+    let id = new_id()?;
+    app.meta.create_upload(&id, repo.as_str()).await?;
+    Ok(id)
+}
+
+/// The session, if it belongs to `repo`.
+pub async fn get(app: &App, repo: &RepoName, id: &str) -> Result<UploadRow> {
+    // Ids are generated, never user paths: refuse anything else before touching storage.
+    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(unknown(id));
+    }
+    match app.meta.upload(id).await? {
+        Some(u) if u.repository == repo.as_str() => Ok(u),
+        _ => Err(unknown(id)),
+    }
+}
+
+async fn append_body<S, E>(app: &App, u: &UploadRow, body: S) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let at = u.size as u64;
+    let mut hasher = app.hashers.take(&u.id, at).or_else(|| (at == 0).then(|| Hasher::new(Algorithm::Sha256)));
+    match app.blobs.append(&u.id, at, body, hasher.as_mut()).await {
+        Ok(n) => {
+            if n > 0 && !app.meta.advance_upload(&u.id, u.size, u.size + n as i64).await? {
+                return Err(Error::oci(ErrorCode::BlobUploadInvalid, "upload was changed by another request"));
+            }
+            if let Some(h) = hasher {
+                app.hashers.put(&u.id, at + n, h);
+            }
+            Ok(at + n)
+        }
+        Err(AppendError::Body(msg)) => {
+            // The stored bytes now run past the recorded size: the session cannot go on.
+            cancel_row(app, &u.id).await?;
+            Err(Error::oci(ErrorCode::BlobUploadInvalid, format!("upload body broke off: {msg}")))
+        }
+        Err(AppendError::Store(e)) => Err(e),
+    }
+}
+
+/// Appends a chunk. `range` is the Content-Range the client sent, if any.
+pub async fn patch<S, E>(app: &App, repo: &RepoName, id: &str, range: Option<(u64, u64)>, body: S) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let u = get(app, repo, id).await?;
+    if let Some((start, _)) = range
+        && start != u.size as u64
+    {
+        return Err(Error::RangeInvalid { size: u.size as u64 });
+    }
+    append_body(app, &u, body).await
+}
+
+/// Appends the last bytes (if any), verifies the digest and commits the blob.
+pub async fn finish<S, E>(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: S) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let u = get(app, repo, id).await?;
+    let size = append_body(app, &u, body).await?;
+    let computed = match (digest.algorithm(), app.hashers.take(id, size)) {
+        (Algorithm::Sha256, Some(h)) => h.finish(),
+        _ => {
+            let (d, n) = app.blobs.hash_upload(id, digest.algorithm()).await?;
+            if n != size {
+                cancel_row(app, id).await?;
+                return Err(Error::oci(ErrorCode::SizeInvalid, format!("upload holds {n} bytes, expected {size}")));
+            }
+            d
+        }
+    };
+    if &computed != digest {
+        cancel_row(app, id).await?;
+        return Err(Error::oci(ErrorCode::DigestInvalid, format!("content digest is {computed}, not {digest}")));
+    }
+    app.blobs.promote(id, digest).await?;
+    app.meta.commit_blob(repo.as_str(), &digest.to_string(), size as i64, Some(id)).await?;
+    Ok(size)
+}
+
+/// Uploads a whole blob in one request (POST with `digest`).
+pub async fn monolithic<S, E>(app: &App, repo: &RepoName, digest: &Digest, body: S) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let id = start(app, repo).await?;
+    finish(app, repo, &id, digest, body).await
+}
+
+/// Cancels a session and removes its bytes.
+pub async fn cancel(app: &App, repo: &RepoName, id: &str) -> Result<()> {
+    get(app, repo, id).await?;
+    cancel_row(app, id).await
+}
+
+async fn cancel_row(app: &App, id: &str) -> Result<()> {
+    app.hashers.forget(id);
+    app.blobs.discard_upload(id).await?;
+    app.meta.delete_upload(id).await?;
+    Ok(())
+}
+
+/// Expires sessions untouched for longer than the configured lifetime.
+pub async fn sweep(app: &App) -> Result<usize> {
+    let before = now_ms() - (app.config.upload_expiry as i64) * 1000;
+    let mut n = 0;
+    loop {
+        let stale = app.meta.stale_uploads(before, 500).await?;
+        if stale.is_empty() {
+            return Ok(n);
+        }
+        for u in &stale {
+            cancel_row(app, &u.id).await?;
+            n += 1;
+        }
+    }
+}
+
+/// Runs `sweep` periodically for the life of the process.
+pub async fn sweep_forever(app: std::sync::Arc<App>) {
+    let every = Duration::from_secs((app.config.upload_expiry / 4).clamp(1, 900));
+    loop {
+        tokio::time::sleep(every).await;
+        match sweep(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired abandoned upload sessions"),
+            Err(e) => tracing::warn!("upload sweep failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Repositories, blobs, manifests, tags and referrers.
+
+use super::{Audit, Meta, audit, now_ms, on_read, on_write};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ManifestRow {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ReferrerRow {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub config_media_type: Option<String>,
+    pub size: i64,
+    pub annotations: Option<String>,
+}
+
+/// A manifest to store, with what it references.
+pub struct NewManifest<'a> {
+    pub repository: &'a str,
+    pub project_id: i64,
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub config_media_type: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub annotations: Option<String>,
+    pub content: &'a [u8],
+    /// (digest, size) of config and layers: must be linked to the repository.
+    pub blobs: Vec<(String, i64)>,
+    /// (digest, size) of an index's children: must be manifests of the repository.
+    pub children: Vec<(String, i64)>,
+    pub tag: Option<&'a str>,
+}
+
+/// What a manifest push came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored,
+    BlobUnknown(String),
+    ManifestUnknown(String),
+}
+
+impl Meta {
+    /// Size of a blob the repository may serve.
+    pub async fn repo_blob(&self, repository: &str, digest: &str) -> Result<Option<i64>> {
+        let row = on_read!(self, |p| sqlx::query_as::<_, (i64,)>(
+            "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = $1 AND rb.digest = $2"
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(p)
+        .await)?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    /// Size of a stored blob, in any repository.
+    pub async fn blob_size(&self, digest: &str) -> Result<Option<i64>> {
+        let row = on_read!(self, |p| sqlx::query_as::<_, (i64,)>("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    /// Records a verified blob, links it to `repository` and ends the upload, in one transaction.
+    pub async fn commit_blob(&self, repository: &str, digest: &str, size: i64, upload_id: Option<&str>) -> Result<()> {
+        on_write!(self, |p| {
+            async {
+            let mut tx = p.begin().await?;
+            let now = now_ms();
+            sqlx::query("INSERT INTO blobs (digest, size, creation_time) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+                .bind(digest)
+                .bind(size)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO repository_blobs (repository, digest, creation_time) VALUES ($1, $2, $3) ON CONFLICT (repository, digest) DO NOTHING")
+                .bind(repository)
+                .bind(digest)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(id) = upload_id {
+                sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await
+        })
+    }
+
+    /// Links an existing blob into `repository` (cross-repository mount). False if it is not stored.
+    pub async fn link_blob(&self, repository: &str, digest: &str) -> Result<bool> {
+        let r = on_write!(self, |p| {
+            sqlx::query(
+            "INSERT INTO repository_blobs (repository, digest, creation_time) SELECT $1, digest, $3 FROM blobs WHERE digest = $2 ON CONFLICT (repository, digest) DO NOTHING"
+        )
+        .bind(repository)
+        .bind(digest)
+        .bind(now_ms())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        if r > 0 {
+            return Ok(true);
+        }
+        Ok(self.repo_blob(repository, digest).await?.is_some())
+    }
+
+    /// Removes a blob from a repository. False if it was not there.
+    pub async fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
+        let r = on_write!(self, |p| sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+            .bind(repository)
+            .bind(digest)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(r > 0)
+    }
+
+    /// Stores a manifest with its references and optional tag, in one transaction.
+    pub async fn put_manifest(&self, m: &NewManifest<'_>, a: &Audit) -> Result<PutOutcome> {
+        on_write!(self, |p| {
+            async {
+            let mut tx = p.begin().await?;
+            for (digest, _) in &m.blobs {
+                let found = sqlx::query_as::<_, (i64,)>("SELECT 1 FROM repository_blobs WHERE repository = $1 AND digest = $2")
+                    .bind(m.repository)
+                    .bind(digest)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    return Ok(PutOutcome::BlobUnknown(digest.clone()));
+                }
+            }
+            let now = now_ms();
+            sqlx::query("INSERT INTO repositories (project_id, name, creation_time, update_time) VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING")
+                .bind(m.project_id)
+                .bind(m.repository)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let (repo_id,) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1").bind(m.repository).fetch_one(&mut *tx).await?;
+            for (digest, _) in &m.children {
+                let found = sqlx::query_as::<_, (i64,)>("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repo_id)
+                    .bind(digest)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    return Ok(PutOutcome::ManifestUnknown(digest.clone()));
+                }
+            }
+            let inserted = sqlx::query_as::<_, (i64,)>(
+                "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, subject_digest, annotations, size, content, push_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+            )
+            .bind(repo_id)
+            .bind(m.digest)
+            .bind(m.media_type)
+            .bind(m.artifact_type)
+            .bind(m.config_media_type)
+            .bind(m.subject)
+            .bind(m.annotations.as_deref())
+            .bind(m.content.len() as i64)
+            .bind(m.content)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let manifest_id = match inserted {
+                Some((id,)) => {
+                    let refs = m.blobs.iter().map(|(d, s)| ("b", d, s)).chain(m.children.iter().map(|(d, s)| ("m", d, s)));
+                    for (kind, digest, size) in refs {
+                        sqlx::query("INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                            .bind(id)
+                            .bind(kind)
+                            .bind(digest)
+                            .bind(*size)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    id
+                }
+                None => {
+                    sqlx::query_as::<_, (i64,)>("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                        .bind(repo_id)
+                        .bind(m.digest)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .0
+                }
+            };
+            if let Some(tag) = m.tag {
+                sqlx::query(
+                    "INSERT INTO tags (repository_id, manifest_id, name, push_time) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, push_time = excluded.push_time",
+                )
+                .bind(repo_id)
+                .bind(manifest_id)
+                .bind(tag)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE repositories SET update_time = $1 WHERE id = $2").bind(now).bind(repo_id).execute(&mut *tx).await?;
+            audit!(&mut *tx, a, true)?;
+            tx.commit().await?;
+            Ok::<PutOutcome, Error>(PutOutcome::Stored)
+        }
+        .await
+        })
+    }
+
+    pub async fn manifest_by_tag(&self, repository: &str, tag: &str) -> Result<Option<ManifestRow>> {
+        Ok(on_read!(self, |p| {
+            sqlx::query_as::<_, ManifestRow>(
+            "SELECT m.digest, m.media_type, m.content FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.id = t.manifest_id WHERE r.name = $1 AND t.name = $2"
+        )
+        .bind(repository)
+        .bind(tag)
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
+    pub async fn manifest_by_digest(&self, repository: &str, digest: &str) -> Result<Option<ManifestRow>> {
+        Ok(on_read!(self, |p| {
+            sqlx::query_as::<_, ManifestRow>(
+            "SELECT m.digest, m.media_type, m.content FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2"
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
+    /// Deletes a manifest (and its tags). False if it was not there.
+    pub async fn delete_manifest(&self, repository: &str, digest: &str, a: &Audit) -> Result<bool> {
+        on_write!(self, |p| async {
+            let mut tx = p.begin().await?;
+            let r =
+                sqlx::query("DELETE FROM manifests WHERE digest = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)")
+                    .bind(repository)
+                    .bind(digest)
+                    .execute(&mut *tx)
+                    .await?;
+            if r.rows_affected() == 0 {
+                return Ok(false);
+            }
+            audit!(&mut *tx, a, true)?;
+            tx.commit().await?;
+            Ok::<bool, Error>(true)
+        }
+        .await)
+    }
+
+    /// Deletes a tag, leaving its manifest. False if it was not there.
+    pub async fn delete_tag(&self, repository: &str, tag: &str, a: &Audit) -> Result<bool> {
+        on_write!(self, |p| async {
+            let mut tx = p.begin().await?;
+            let r = sqlx::query("DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)")
+                .bind(repository)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Ok(false);
+            }
+            audit!(&mut *tx, a, true)?;
+            tx.commit().await?;
+            Ok::<bool, Error>(true)
+        }
+        .await)
+    }
+
+    /// Up to `n` tag names after `last`, in lexical order; None if the repository does not exist.
+    pub async fn list_tags(&self, repository: &str, last: &str, n: i64) -> Result<Option<Vec<String>>> {
+        on_read!(self, |p| async {
+            let Some((repo_id,)) =
+                sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1").bind(repository).fetch_optional(p).await?
+            else {
+                return Ok(None);
+            };
+            let rows =
+                sqlx::query_as::<_, (String,)>("SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3")
+                    .bind(repo_id)
+                    .bind(last)
+                    .bind(n)
+                    .fetch_all(p)
+                    .await?;
+            Ok::<_, Error>(Some(rows.into_iter().map(|(s,)| s).collect()))
+        }
+        .await)
+    }
+
+    /// Up to `n` repository names after `last`, in lexical order.
+    pub async fn catalog(&self, last: &str, n: i64) -> Result<Vec<String>> {
+        let rows =
+            on_read!(self, |p| sqlx::query_as::<_, (String,)>("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(last)
+                .bind(n)
+                .fetch_all(p)
+                .await)?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
+    /// Manifests of `repository` whose subject is `digest`, oldest first.
+    pub async fn referrers(&self, repository: &str, digest: &str) -> Result<Vec<ReferrerRow>> {
+        Ok(on_read!(self, |p| {
+            sqlx::query_as::<_, ReferrerRow>(
+            "SELECT m.digest, m.media_type, m.artifact_type, m.config_media_type, m.size, m.annotations FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = $1 AND m.subject_digest = $2 ORDER BY m.id"
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+}

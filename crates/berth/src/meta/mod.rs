@@ -1,0 +1,172 @@
+//! The metadata store: every row the registry keeps, on SQLite or PostgreSQL.
+//!
+//! One implementation serves both backends: each query is written once in SQL
+//! that both accept (`$1` parameters, `ON CONFLICT`, `RETURNING`) and the
+//! `read!`/`write!` macros run it on whichever pool is configured. Schema
+//! differences live only in the per-backend migrations.
+//!
+//! Invariants:
+//! - A `blobs` row exists only after the blob's bytes are in the store and verified.
+//! - A manifest, its references, its tag and its audit row are written in one transaction.
+//! - SQLite runs in WAL mode with one writer connection (writers queue in-process,
+//!   readers never block); PostgreSQL uses one pool for both.
+
+mod accounts;
+mod content;
+mod uploads;
+
+pub use accounts::{ProjectRow, UserRow, role as accounts_role};
+pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
+pub use uploads::UploadRow;
+
+use crate::error::Result;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+enum Pools {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Handle to the metadata database; cheap to clone.
+#[derive(Clone)]
+pub struct Meta {
+    pools: std::sync::Arc<Pools>,
+}
+
+/// Runs `$body` with `$p` bound to a pool that serves reads.
+macro_rules! on_read {
+    ($meta:expr, |$p:ident| $body:expr) => {
+        match &*$meta.pools {
+            $crate::meta::Pools::Sqlite { read: $p, .. } => $body,
+            $crate::meta::Pools::Postgres($p) => $body,
+        }
+    };
+}
+/// Runs `$body` with `$p` bound to the pool that serves writes.
+macro_rules! on_write {
+    ($meta:expr, |$p:ident| $body:expr) => {
+        match &*$meta.pools {
+            $crate::meta::Pools::Sqlite { write: $p, .. } => $body,
+            $crate::meta::Pools::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use {on_read, on_write};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// An audit record, written in the transaction of the change it records.
+#[derive(Clone, Debug, Default)]
+pub struct Audit {
+    pub operator: String,
+    pub project_id: Option<i64>,
+    pub resource: String,
+    pub resource_type: &'static str,
+    pub operation: &'static str,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+impl Meta {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Meta> {
+        let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(32)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await?;
+            sqlx::migrate!("migrations/postgres").run(&pool).await.map_err(crate::error::Error::internal)?;
+            Pools::Postgres(pool)
+        } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let opts = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30))
+                .pragma("cache_size", "-16000")
+                .statement_cache_capacity(256);
+            let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+            sqlx::migrate!("migrations/sqlite").run(&write).await.map_err(crate::error::Error::internal)?;
+            let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) as u32 * 2;
+            let read = SqlitePoolOptions::new().max_connections(readers).min_connections(1).connect_with(opts.read_only(true)).await?;
+            Pools::Sqlite { read, write }
+        } else {
+            return Err(crate::error::Error::Internal(format!("unsupported database URL {url:?}; use sqlite://PATH or postgres://...")));
+        };
+        Ok(Meta { pools: std::sync::Arc::new(pools) })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        on_read!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Closes all connections (on shutdown: lets SQLite checkpoint its WAL).
+    pub async fn close(&self) {
+        match &*self.pools {
+            Pools::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Pools::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// The token signing key, created on first use and shared by every node.
+    pub async fn signing_key(&self) -> Result<Vec<u8>> {
+        if let Some((k,)) =
+            on_read!(self, |p| sqlx::query_as::<_, (Vec<u8>,)>("SELECT secret FROM signing_keys WHERE id = 'registry-token'")
+                .fetch_optional(p)
+                .await)?
+        {
+            return Ok(k);
+        }
+        let mut secret = vec![0u8; 32];
+        getrandom::fill(&mut secret).map_err(crate::error::Error::internal)?;
+        on_write!(self, |p| {
+            sqlx::query("INSERT INTO signing_keys (id, algorithm, secret, creation_time) VALUES ('registry-token', 'HS256', $1, $2) ON CONFLICT (id) DO NOTHING")
+            .bind(&secret)
+            .bind(now_ms())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        let (k,) = on_write!(self, |p| sqlx::query_as::<_, (Vec<u8>,)>("SELECT secret FROM signing_keys WHERE id = 'registry-token'")
+            .fetch_one(p)
+            .await)?;
+        Ok(k)
+    }
+}
+
+/// Inserts an audit row on an open transaction or connection.
+macro_rules! audit {
+    ($conn:expr, $a:expr, $ok:expr) => {{
+        let a: &$crate::meta::Audit = $a;
+        sqlx::query("INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind($crate::meta::now_ms())
+            .bind(&a.operator)
+            .bind(a.project_id)
+            .bind(&a.resource)
+            .bind(a.resource_type)
+            .bind(a.operation)
+            .bind($ok)
+            .bind(&a.client_ip)
+            .bind(&a.user_agent)
+            .execute($conn)
+            .await
+            .map(|r| r.rows_affected())
+    }};
+}
+pub(crate) use audit;

@@ -1,0 +1,65 @@
+//! Upload sessions: one row per blob upload in progress.
+
+use super::{Meta, now_ms, on_read, on_write};
+use crate::error::Result;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UploadRow {
+    pub id: String,
+    pub repository: String,
+    pub size: i64,
+    pub started_at: i64,
+    pub updated_at: i64,
+}
+
+impl Meta {
+    pub async fn create_upload(&self, id: &str, repository: &str) -> Result<()> {
+        let now = now_ms();
+        on_write!(self, |p| sqlx::query("INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, 0, $3, $3)")
+            .bind(id)
+            .bind(repository)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>> {
+        Ok(on_read!(self, |p| sqlx::query_as::<_, UploadRow>(
+            "SELECT id, repository, size, started_at, updated_at FROM uploads WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Moves an upload from `from` bytes to `to` bytes; false if another request moved it first.
+    pub async fn advance_upload(&self, id: &str, from: i64, to: i64) -> Result<bool> {
+        let r = on_write!(self, |p| sqlx::query("UPDATE uploads SET size = $3, updated_at = $4 WHERE id = $1 AND size = $2")
+            .bind(id)
+            .bind(from)
+            .bind(to)
+            .bind(now_ms())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(r == 1)
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let r = on_write!(self, |p| sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(r == 1)
+    }
+
+    /// Upload sessions untouched since `before` (milliseconds).
+    pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<UploadRow>> {
+        Ok(on_read!(self, |p| sqlx::query_as::<_, UploadRow>(
+            "SELECT id, repository, size, started_at, updated_at FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2"
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
+    }
+}
