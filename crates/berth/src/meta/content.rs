@@ -132,7 +132,7 @@ impl Meta {
             async {
             let mut tx = p.begin().await?;
             for (digest, _) in &m.blobs {
-                let found = sqlx::query_as::<_, (i64,)>("SELECT 1 FROM repository_blobs WHERE repository = $1 AND digest = $2")
+                let found = sqlx::query_as::<_, (String,)>("SELECT digest FROM repository_blobs WHERE repository = $1 AND digest = $2")
                     .bind(m.repository)
                     .bind(digest)
                     .fetch_optional(&mut *tx)

@@ -1,0 +1,302 @@
+//! The registry's behaviour over HTTP, run against SQLite and against PostgreSQL.
+
+mod common;
+
+use common::{ADMIN_PASSWORD, Db, TestApp, error_code, random_bytes, sha256};
+use reqwest::StatusCode;
+
+async fn push_pull_round_trip(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/app").await;
+    let layer = random_bytes(300_000);
+    let (digest, body) = t.push_image(&tok, "library/app", "v1", &[&layer]).await;
+
+    // Anonymous pull from the public project `library`.
+    let anon = t.token(None, &["repository:library/app:pull"]).await;
+    let r = t.get(Some(&anon), "/v2/library/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+    assert_eq!(r.headers()["content-type"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    let r = t.get(Some(&anon), &format!("/v2/library/app/manifests/{digest}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = t.get(Some(&anon), &format!("/v2/library/app/blobs/{}", sha256(&layer))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], sha256(&layer).as_str());
+    assert_eq!(r.bytes().await.unwrap().as_ref(), layer.as_slice());
+
+    // Anonymous callers cannot push, not even with a token: the token carries pull only.
+    let anon_push = t.token(None, &["repository:library/app:pull,push"]).await;
+    let r = t.http.post(format!("{}/v2/library/app/blobs/uploads/", t.url)).bearer_auth(&anon_push).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(r).await, "DENIED");
+    let r = t.http.post(format!("{}/v2/library/app/blobs/uploads/", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.starts_with("Bearer realm=\"http://127.0.0.1:"), "{challenge}");
+    assert!(challenge.contains("service=\"harbor-registry\"") && challenge.contains("scope=\"repository:library/app:pull,push\""), "{challenge}");
+
+    // Basic credentials work directly on /v2 too.
+    let r = t.http.get(format!("{}/v2/library/app/tags/list", t.url)).basic_auth("admin", Some(ADMIN_PASSWORD)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v, serde_json::json!({"name": "library/app", "tags": ["v1"]}));
+    let r = t.http.get(format!("{}/v2/", t.url)).basic_auth("admin", Some("wrong")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    t.shutdown().await;
+}
+
+async fn push_to_missing_project(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("nosuch/app").await;
+    let data = b"some blob";
+    // Blobs may be uploaded (the project check happens when the manifest arrives)...
+    let digest = t.push_blob(&tok, "nosuch/app", data).await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{}}},"layers":[]}}"#,
+        data.len()
+    );
+    let r = t.put_manifest(&tok, "nosuch/app", "v1", "application/vnd.oci.image.manifest.v1+json", manifest.as_bytes()).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "NAME_UNKNOWN");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("project nosuch not found"), "{v}");
+    // A caller who is not an admin gets no token scope there at all, the same as for a private project.
+    let anon = t.token(None, &["repository:nosuch/app:pull,push"]).await;
+    let r = t.get(Some(&anon), "/v2/nosuch/app/tags/list").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    t.shutdown().await;
+}
+
+async fn tags_catalog_and_deletes(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/many").await;
+    let (digest, body) = t.push_image(&tok, "library/many", "t00", &[b"layer"]).await;
+    for i in 1..25 {
+        let r = t.put_manifest(&tok, "library/many", &format!("t{i:02}"), "application/vnd.oci.image.manifest.v1+json", &body).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = t.get(Some(&tok), "/v2/library/many/tags/list?n=10&last=t04").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(link, "</v2/library/many/tags/list?n=10&last=t14>; rel=\"next\"");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let tags: Vec<String> = (5..15).map(|i| format!("t{i:02}")).collect();
+    assert_eq!(v["tags"], serde_json::json!(tags));
+    let r = t.get(Some(&tok), "/v2/library/many/tags/list?n=10&last=t20").await;
+    assert!(r.headers().get("link").is_none());
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["tags"].as_array().unwrap().len(), 4);
+
+    // Catalog: admin only.
+    let tok2 = t.admin_token("library/other").await;
+    t.push_image(&tok2, "library/other", "x", &[b"l2"]).await;
+    let cat = t.token(Some(("admin", ADMIN_PASSWORD)), &["registry:catalog:*"]).await;
+    let r = t.get(Some(&cat), "/v2/_catalog?n=1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["link"], "</v2/_catalog?n=1&last=library/many>; rel=\"next\"");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["library/many"]));
+    let anon = t.token(None, &["registry:catalog:*"]).await;
+    assert_eq!(t.get(Some(&anon), "/v2/_catalog").await.status(), StatusCode::UNAUTHORIZED);
+
+    // DELETE by tag removes only the tag; by digest removes the manifest and every tag.
+    let r = t.http.delete(format!("{}/v2/library/many/manifests/t00", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(t.get(Some(&tok), "/v2/library/many/manifests/t00").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(t.get(Some(&tok), "/v2/library/many/manifests/t01").await.status(), StatusCode::OK);
+    let r = t.http.delete(format!("{}/v2/library/many/manifests/{digest}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = t.get(Some(&tok), "/v2/library/many/manifests/t01").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
+    let v: serde_json::Value = t.get(Some(&tok), "/v2/library/many/tags/list").await.json().await.unwrap();
+    assert_eq!(v["tags"], serde_json::json!([]));
+    t.shutdown().await;
+}
+
+async fn chunked_upload_and_mount(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.token(Some(("admin", ADMIN_PASSWORD)), &["repository:library/dst:pull,push", "repository:library/src:pull"]).await;
+    let data = random_bytes(3 * 100_000 + 17);
+    let digest = sha256(&data);
+    let r = t.http.post(format!("{}/v2/library/src/blobs/uploads/", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the token holds only pull on library/src");
+    let tok_src = t.admin_token("library/src").await;
+    let r = t.http.post(format!("{}/v2/library/src/blobs/uploads/", t.url)).bearer_auth(&tok_src).send().await.unwrap();
+    let mut loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(r.headers()["range"], "0-0");
+    for (i, chunk) in data.chunks(100_000).enumerate() {
+        let start = i * 100_000;
+        let r = t
+            .http
+            .patch(format!("{}{loc}", t.url))
+            .bearer_auth(&tok_src)
+            .header("content-range", format!("{start}-{}", start + chunk.len() - 1))
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(r.headers()["range"].to_str().unwrap(), format!("0-{}", start + chunk.len() - 1));
+        loc = r.headers()["location"].to_str().unwrap().to_string();
+    }
+    // A chunk out of order is refused with the current range.
+    let r = t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok_src).header("content-range", "5-9").body("abcde").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers()["range"].to_str().unwrap(), format!("0-{}", data.len() - 1));
+    let r = t.get(Some(&tok_src), &loc).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = t.http.put(format!("{}{loc}", t.url)).query(&[("digest", &digest)]).bearer_auth(&tok_src).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = t.get(Some(&tok_src), &format!("/v2/library/src/blobs/{digest}")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    // Mount into library/dst: 201 when the source may be read.
+    let r = t
+        .http
+        .post(format!("{}/v2/library/dst/blobs/uploads/?mount={digest}&from=library/src", t.url))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("/v2/library/dst/blobs/{digest}"));
+    let r = t.http.head(format!("{}/v2/library/dst/blobs/{digest}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"].to_str().unwrap(), data.len().to_string());
+    // A mount of an unknown blob starts an ordinary upload.
+    let missing = sha256(b"not stored");
+    let r = t
+        .http
+        .post(format!("{}/v2/library/dst/blobs/uploads/?mount={missing}&from=library/src", t.url))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    t.shutdown().await;
+}
+
+async fn bad_input_leaves_nothing(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/bad").await;
+    let data = b"payload";
+    let wrong = sha256(b"other");
+    let r = t
+        .http
+        .post(format!("{}/v2/library/bad/blobs/uploads/", t.url))
+        .query(&[("digest", &wrong)])
+        .bearer_auth(&tok)
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    for d in [&wrong, &sha256(data)] {
+        let r = t.http.head(format!("{}/v2/library/bad/blobs/{d}", t.url)).bearer_auth(&tok).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    assert!(t.app.meta.blob_size(&sha256(data)).await.unwrap().is_none());
+    let uploads = std::fs::read_dir(t.app.config.data.join("storage/uploads")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(uploads, 0, "a refused upload leaves no bytes behind");
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("application/vnd.oci.image.manifest.v1+json", b"{not json".to_vec(), "MANIFEST_INVALID"),
+        ("application/vnd.docker.distribution.manifest.v1+prettyjws", br#"{"schemaVersion":1}"#.to_vec(), "MANIFEST_INVALID"),
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{wrong}","size":1}},"layers":[]}}"#).into_bytes(),
+            "MANIFEST_BLOB_UNKNOWN",
+        ),
+        (
+            "application/vnd.oci.image.index.v1+json",
+            format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{wrong}","size":1}}]}}"#)
+                .into_bytes(),
+            "MANIFEST_UNKNOWN",
+        ),
+    ];
+    for (ct, body, code) in cases {
+        let r = t.put_manifest(&tok, "library/bad", "v1", ct, &body).await;
+        let status = r.status();
+        assert_eq!(error_code(r).await, code);
+        assert!(status.is_client_error());
+    }
+    let big = vec![b' '; (4 << 20) + 1];
+    let r = t.put_manifest(&tok, "library/bad", "v1", "application/vnd.oci.image.manifest.v1+json", &big).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(t.get(Some(&tok), "/v2/library/bad/tags/list").await.status(), StatusCode::NOT_FOUND, "no repository was created");
+
+    let r = t.get(Some(&tok), "/v2/library/Bad/tags/list").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "NAME_INVALID");
+    let r = t.get(Some(&tok), "/v2/library/bad/blobs/uploads/00000000-0000-4000-8000-000000000000").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    let r = t.get(Some(&tok), "/v2/library/bad/manifests/sha256:1234").await;
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    t.shutdown().await;
+}
+
+async fn referrers(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/ref").await;
+    let (subject, body) = t.push_image(&tok, "library/ref", "v1", &[b"base"]).await;
+    let empty = t.push_blob(&tok, "library/ref", b"{}").await;
+    let sig = |at: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"{at}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{subject}","size":{}}},"annotations":{{"k":"v"}}}}"#,
+            body.len()
+        )
+    };
+    let a = sig("application/vnd.example.sig");
+    let r = t.put_manifest(&tok, "library/ref", &sha256(a.as_bytes()), "application/vnd.oci.image.manifest.v1+json", a.as_bytes()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["oci-subject"], subject.as_str());
+    let b = sig("application/vnd.example.sbom");
+    t.put_manifest(&tok, "library/ref", &sha256(b.as_bytes()), "application/vnd.oci.image.manifest.v1+json", b.as_bytes()).await;
+    let r = t.get(Some(&tok), &format!("/v2/library/ref/referrers/{subject}")).await;
+    assert_eq!(r.headers()["content-type"], "application/vnd.oci.image.index.v1+json");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let list = v["manifests"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["artifactType"], "application/vnd.example.sig");
+    assert_eq!(list[0]["digest"], sha256(a.as_bytes()));
+    assert_eq!(list[0]["size"], a.len());
+    assert_eq!(list[0]["annotations"]["k"], "v");
+    let r = t.get(Some(&tok), &format!("/v2/library/ref/referrers/{subject}?artifactType=application/vnd.example.sbom")).await;
+    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+    let r = t.get(Some(&tok), &format!("/v2/library/ref/referrers/{}", sha256(b"none"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["manifests"], serde_json::json!([]));
+    t.shutdown().await;
+}
+
+async fn restart_keeps_keys_and_content(db: Db) {
+    // SQLite only needs the same data directory; PostgreSQL keeps its own state.
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/keep").await;
+    t.push_image(&tok, "library/keep", "v1", &[b"kept"]).await;
+    let config = t.app.config.clone();
+    assert!(t.app.auth.tokens.verify(&tok).is_some());
+    let meta = t.app.meta.clone();
+    let key = meta.signing_key().await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(meta.signing_key().await.unwrap(), key, "the signing key persists");
+    drop(config);
+    t.shutdown().await;
+}
+
+on_both_backends! {
+    push_and_pull => push_pull_round_trip;
+    missing_project => push_to_missing_project;
+    tags_catalog_deletes => tags_catalog_and_deletes;
+    chunked_and_mount => chunked_upload_and_mount;
+    bad_input => bad_input_leaves_nothing;
+    referrers_api => referrers;
+    signing_key_persists => restart_keeps_keys_and_content;
+}
