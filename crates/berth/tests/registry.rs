@@ -34,7 +34,10 @@ async fn push_pull_round_trip(db: Db) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
     assert!(challenge.starts_with("Bearer realm=\"http://127.0.0.1:"), "{challenge}");
-    assert!(challenge.contains("service=\"harbor-registry\"") && challenge.contains("scope=\"repository:library/app:pull,push\""), "{challenge}");
+    assert!(
+        challenge.contains("service=\"harbor-registry\"") && challenge.contains("scope=\"repository:library/app:pull,push\""),
+        "{challenge}"
+    );
 
     // Basic credentials work directly on /v2 too.
     let r = t.http.get(format!("{}/v2/library/app/tags/list", t.url)).basic_auth("admin", Some(ADMIN_PASSWORD)).send().await.unwrap();
@@ -142,7 +145,8 @@ async fn chunked_upload_and_mount(db: Db) {
         loc = r.headers()["location"].to_str().unwrap().to_string();
     }
     // A chunk out of order is refused with the current range.
-    let r = t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok_src).header("content-range", "5-9").body("abcde").send().await.unwrap();
+    let r =
+        t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok_src).header("content-range", "5-9").body("abcde").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.headers()["range"].to_str().unwrap(), format!("0-{}", data.len() - 1));
     let r = t.get(Some(&tok_src), &loc).await;

@@ -139,6 +139,15 @@ impl Manifest {
     }
 }
 
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Self) -> bool {
+        self.media_type == other.media_type
+            && self.config == other.config
+            && self.layers == other.layers
+            && self.manifests == other.manifests
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,14 +190,5 @@ mod tests {
         assert!(matches!(Manifest::parse(image("").as_bytes(), media::DOCKER_MANIFEST), Err(ManifestError::MediaTypeMismatch { .. })));
         let bad_digest = image("").replace(D, "sha256:abc");
         assert!(matches!(Manifest::parse(bad_digest.as_bytes(), ""), Err(ManifestError::Json(_))));
-    }
-}
-
-impl PartialEq for Manifest {
-    fn eq(&self, other: &Self) -> bool {
-        self.media_type == other.media_type
-            && self.config == other.config
-            && self.layers == other.layers
-            && self.manifests == other.manifests
     }
 }

@@ -144,7 +144,10 @@ impl TestApp {
 
     /// An image manifest over a fresh config and the given layers.
     pub async fn push_image(&self, token: &str, repo: &str, tag: &str, layers: &[&[u8]]) -> (String, Vec<u8>) {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":"{}"}}"#, hex::encode(rand_bytes::<8>()));
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":"{}"}}"#,
+            hex::encode(rand_bytes::<8>())
+        );
         let config_digest = self.push_blob(token, repo, config.as_bytes()).await;
         let mut ls = Vec::new();
         for l in layers {
@@ -195,11 +198,11 @@ macro_rules! on_both_backends {
     ($($name:ident => $body:ident;)*) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$body(crate::common::Db::Sqlite).await })*
+            async fn $name() { super::$body(super::common::Db::Sqlite).await })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$body(crate::common::Db::Postgres).await })*
+            async fn $name() { super::$body(super::common::Db::Postgres).await })*
         }
     };
 }
