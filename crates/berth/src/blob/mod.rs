@@ -10,8 +10,10 @@
 //!
 //! Invariants: a file under `blobs/` holds exactly the bytes its name digests (it is
 //! put there only after verification, by rename or copy); nothing reads `uploads/`
-//! except the upload that owns it. Reads of local files take a fast path that
-//! streams the file directly.
+//! except the upload that owns it. On the local filesystem, upload writes and
+//! blob reads take the fast paths in `local`; everything else goes through OpenDAL.
+
+mod local;
 
 use crate::config::Storage;
 use crate::error::{Error, Result};
@@ -93,6 +95,9 @@ impl BlobStore {
         E: std::fmt::Display,
     {
         let path = Self::upload_path(id);
+        if let Some(root) = &self.local {
+            return local::append(root.join(&path), offset, body, hasher).await;
+        }
         if offset > 0 && !self.can_append {
             return Err(AppendError::Store(Error::Internal("this storage backend cannot append to uploads".into())));
         }
@@ -149,12 +154,23 @@ impl BlobStore {
             self.op.delete(&from).await?;
             return Ok(());
         }
-        if self.op.info().capability().rename {
+        let cap = self.op.info().capability();
+        if cap.rename {
             self.op.rename(&from, &to).await?;
-        } else {
-            self.op.copy(&from, &to).await?;
-            self.op.delete(&from).await?;
+            return Ok(());
         }
+        if cap.copy {
+            self.op.copy(&from, &to).await?;
+        } else {
+            // Backends without copy: stream the bytes across.
+            let mut reader = self.op.reader_with(&from).chunk(READ_CHUNK).await?.into_bytes_stream(..).await?;
+            let mut writer = self.op.writer(&to).await?;
+            while let Some(chunk) = reader.next().await {
+                writer.write(chunk.map_err(Error::internal)?).await?;
+            }
+            writer.close().await?;
+        }
+        self.op.delete(&from).await?;
         Ok(())
     }
 
@@ -172,13 +188,7 @@ impl BlobStore {
     pub async fn read(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobStream> {
         let path = Self::blob_path(digest);
         if let Some(root) = &self.local {
-            use tokio::io::AsyncSeekExt;
-            let mut f = tokio::fs::File::open(root.join(&path)).await.map_err(Error::internal)?;
-            if start > 0 {
-                f.seek(std::io::SeekFrom::Start(start)).await.map_err(Error::internal)?;
-            }
-            let limited = tokio::io::AsyncReadExt::take(f, len);
-            return Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK)));
+            return Ok(local::read(root.join(&path), start, len));
         }
         let s = self.op.reader_with(&path).chunk(READ_CHUNK).await?.into_bytes_stream(start..start + len).await?;
         Ok(Box::pin(s))

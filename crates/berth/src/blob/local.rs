@@ -1,0 +1,229 @@
+//! Fast paths for a store on the local filesystem: uploads are written with
+//! `O_DIRECT` in large aligned blocks on the blocking pool while the request task
+//! receives and hashes the next block, and blob reads stream the file through
+//! one blocking reader per response.
+//!
+//! Buffered writes cost several times the CPU of direct writes on ext4 and
+//! throttle uploads to a few hundred MB/s; direct writes skip the page cache.
+//! Unaligned pieces (the start of a chunk that continues an unaligned upload, and
+//! the tail) are written with an ordinary descriptor.
+
+use super::AppendError;
+use crate::error::Error;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use oci::Hasher;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Alignment O_DIRECT needs for buffer addresses, offsets and lengths.
+const ALIGN: usize = 4096;
+/// Bytes per direct write.
+const BLOCK: usize = 4 << 20;
+/// Bytes per read of a blob.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A heap buffer whose usable part starts at an ALIGN boundary.
+struct AlignedBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> AlignedBuf {
+        let raw = vec![0u8; BLOCK + ALIGN];
+        let start = raw.as_ptr().align_offset(ALIGN);
+        AlignedBuf { raw, start, len: 0 }
+    }
+    fn room(&self) -> usize {
+        BLOCK - self.len
+    }
+    fn push(&mut self, b: &[u8]) {
+        let at = self.start + self.len;
+        self.raw[at..at + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+    fn filled(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+fn open(path: &Path, direct: bool) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true);
+    if direct {
+        o.custom_flags(libc::O_DIRECT);
+    }
+    o.open(path)
+}
+
+/// Writes `buf` at `offset`: the aligned prefix directly, any remainder buffered.
+fn write_block(path: &Path, direct: &mut Option<File>, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    let aligned = if offset % ALIGN as u64 == 0 { buf.len() / ALIGN * ALIGN } else { 0 };
+    if aligned > 0 {
+        if direct.is_none() {
+            *direct = Some(match open(path, true) {
+                Ok(f) => f,
+                // Some filesystems (tmpfs) refuse O_DIRECT: fall back to buffered writes.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(path, false)?,
+                Err(e) => return Err(e),
+            });
+        }
+        direct.as_ref().expect("opened").write_all_at(&buf[..aligned], offset)?;
+    }
+    if aligned < buf.len() {
+        open(path, false)?.write_all_at(&buf[aligned..], offset + aligned as u64)?;
+    }
+    Ok(())
+}
+
+/// Appends `body` to the file at `path` from `offset`, hashing as it goes.
+pub async fn append<S, E>(path: PathBuf, offset: u64, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64, AppendError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let store = |e: std::io::Error| AppendError::Store(Error::Internal(format!("writing upload: {e}")));
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(store)?;
+    }
+    if offset == 0 {
+        tokio::fs::write(&path, b"").await.map_err(store)?;
+    }
+    let mut buf = AlignedBuf::new();
+    let mut spare = Some(AlignedBuf::new());
+    let mut pending: Option<tokio::task::JoinHandle<(std::io::Result<()>, AlignedBuf, Option<File>)>> = None;
+    let mut direct: Option<File> = None;
+    let mut pos = offset;
+    // The first block ends at an ALIGN boundary so that later blocks are aligned.
+    let mut limit = if offset % ALIGN as u64 == 0 { BLOCK } else { ALIGN - (offset % ALIGN as u64) as usize };
+    let mut written = 0u64;
+    let mut failure = None;
+    'recv: loop {
+        let chunk = match body.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                failure = Some(AppendError::Body(e.to_string()));
+                break;
+            }
+            None => break,
+        };
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&chunk);
+        }
+        written += chunk.len() as u64;
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let take = rest.len().min(buf.room()).min(limit - buf.len);
+            buf.push(&rest[..take]);
+            rest = &rest[take..];
+            if buf.len == limit {
+                // Hand the full block to the blocking pool; keep receiving into the spare.
+                if let Some(job) = pending.take() {
+                    let (r, done, f) = job.await.map_err(|e| AppendError::Store(Error::internal(e)))?;
+                    direct = f;
+                    if let Err(e) = r {
+                        failure = Some(store(e));
+                        break 'recv;
+                    }
+                    spare = Some(done);
+                }
+                let mut full = std::mem::replace(&mut buf, spare.take().unwrap_or_else(AlignedBuf::new));
+                buf.len = 0;
+                let (p, at, mut f) = (path.clone(), pos, direct.take());
+                pos += full.len as u64;
+                limit = BLOCK;
+                pending = Some(tokio::task::spawn_blocking(move || {
+                    let r = write_block(&p, &mut f, full.filled(), at);
+                    full.len = 0;
+                    (r, full, f)
+                }));
+            }
+        }
+    }
+    if let Some(job) = pending.take() {
+        let (r, _, f) = job.await.map_err(|e| AppendError::Store(Error::internal(e)))?;
+        direct = f;
+        if let Err(e) = r
+            && failure.is_none()
+        {
+            failure = Some(store(e));
+        }
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if buf.len > 0 {
+        let (p, at, mut f) = (path.clone(), pos, direct.take());
+        tokio::task::spawn_blocking(move || write_block(&p, &mut f, buf.filled(), at))
+            .await
+            .map_err(|e| AppendError::Store(Error::internal(e)))?
+            .map_err(store)?;
+    }
+    Ok(written)
+}
+
+/// Streams `len` bytes of `path` from `start`, read by one blocking task.
+pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let (mut at, end) = (start, start + len);
+        while at < end {
+            let n = ((end - at) as usize).min(READ_CHUNK);
+            let mut b = vec![0u8; n];
+            match f.read_exact_at(&mut b, at) {
+                Ok(()) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+            at += n as u64;
+            if tx.blocking_send(Ok(Bytes::from(b))).is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    Box::pin(tokio_stream_from(rx))
+}
+
+fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unaligned_appends_reassemble_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uploads/u");
+        let data: Vec<u8> = (0..(BLOCK * 2 + 12_345)).map(|i| (i * 31 % 251) as u8).collect();
+        let mut h = Hasher::new(oci::Algorithm::Sha256);
+        let mut at = 0u64;
+        // Chunks of odd sizes, sent as several body pieces each.
+        for piece in data.chunks(BLOCK / 3 + 7) {
+            let parts: Vec<Result<Bytes, std::io::Error>> = piece.chunks(65_521).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            at += append(path.clone(), at, futures_util::stream::iter(parts), Some(&mut h)).await.map_err(|_| ()).unwrap();
+        }
+        assert_eq!(at, data.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert!(h.finish().verify(&data));
+        let mut s = read(path, 100, 5000);
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(out, &data[100..5100]);
+    }
+}
