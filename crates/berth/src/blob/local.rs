@@ -61,7 +61,7 @@ fn open(path: &Path, direct: bool) -> std::io::Result<File> {
 
 /// Writes `buf` at `offset`: the aligned prefix directly, any remainder buffered.
 fn write_block(path: &Path, direct: &mut Option<File>, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    let aligned = if offset % ALIGN as u64 == 0 { buf.len() / ALIGN * ALIGN } else { 0 };
+    let aligned = if offset.is_multiple_of(ALIGN as u64) { buf.len() / ALIGN * ALIGN } else { 0 };
     if aligned > 0 {
         if direct.is_none() {
             *direct = Some(match open(path, true) {
@@ -79,6 +79,9 @@ fn write_block(path: &Path, direct: &mut Option<File>, buf: &[u8], offset: u64) 
     Ok(())
 }
 
+/// What a block write hands back: its result, the buffer for reuse, the direct descriptor.
+type BlockWritten = (std::io::Result<()>, AlignedBuf, Option<File>);
+
 /// Appends `body` to the file at `path` from `offset`, hashing as it goes.
 pub async fn append<S, E>(path: PathBuf, offset: u64, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64, AppendError>
 where
@@ -94,11 +97,11 @@ where
     }
     let mut buf = AlignedBuf::new();
     let mut spare = Some(AlignedBuf::new());
-    let mut pending: Option<tokio::task::JoinHandle<(std::io::Result<()>, AlignedBuf, Option<File>)>> = None;
+    let mut pending: Option<tokio::task::JoinHandle<BlockWritten>> = None;
     let mut direct: Option<File> = None;
     let mut pos = offset;
     // The first block ends at an ALIGN boundary so that later blocks are aligned.
-    let mut limit = if offset % ALIGN as u64 == 0 { BLOCK } else { ALIGN - (offset % ALIGN as u64) as usize };
+    let mut limit = if offset.is_multiple_of(ALIGN as u64) { BLOCK } else { ALIGN - (offset % ALIGN as u64) as usize };
     let mut written = 0u64;
     let mut failure = None;
     'recv: loop {
