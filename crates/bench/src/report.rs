@@ -194,7 +194,7 @@ pub fn compare(a: &Report, b: &Report, an: &str, bn: &str) -> String {
     let mut s = String::new();
     s += &format!("Idle RSS: {an} {} MiB, {bn} {} MiB.\n\n", mib(a.idle_rss_kb), mib(b.idle_rss_kb));
     s += &format!(
-        "| scenario | {an} | {bn} | {an}/{bn} | p99 ms {an} | p99 ms {bn} | CPU s {an} | CPU s {bn} | CPU {an}/{bn} | peak RSS MiB {an} | peak RSS MiB {bn} |\n"
+        "| scenario | {an} | {bn} | {an}/{bn} | p99 ms {an} | p99 ms {bn} | CPU s/unit {an} | CPU s/unit {bn} | CPU {an}/{bn} | peak RSS MiB {an} | peak RSS MiB {bn} |\n"
     );
     s += "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
     for ra in &a.rows {
@@ -211,8 +211,8 @@ pub fn compare(a: &Report, b: &Report, an: &str, bn: &str) -> String {
             tp(ra),
             tp(rb),
             ratio(ok(ra).map(|r| r.throughput), ok(rb).map(|r| r.throughput)),
-            num(ra.p99_ms),
-            num(rb.p99_ms),
+            ok(ra).map(|r| num(r.p99_ms)).unwrap_or_default(),
+            ok(rb).map(|r| num(r.p99_ms)).unwrap_or_default(),
             cpu(ra),
             cpu(rb),
             ratio(ok(ra).and_then(|r| r.cpu_per), ok(rb).and_then(|r| r.cpu_per)),

@@ -295,7 +295,123 @@ async fn restart_keeps_keys_and_content(db: Db) {
     t.shutdown().await;
 }
 
+/// Sends a raw HTTP/1.1 request whose body is `sent` bytes while Content-Length says `declared`.
+async fn raw_upload(t: &TestApp, digest: &str, declared: usize, sent: &[u8], close: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = t.url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = base64_basic("admin", ADMIN_PASSWORD);
+    let head = format!(
+        "POST /v2/library/raw/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(sent).await.unwrap();
+    if close {
+        s.shutdown().await.unwrap();
+    }
+    // Read until the response head (and a little body) arrived, the peer closed, or 10 s passed.
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") || !out.ends_with(b"}") && out.len() < 300 {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64_basic(u: &str, p: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+}
+
+async fn bodies_shorter_or_longer_than_declared(db: Db) {
+    let t = TestApp::start(db).await;
+    let data = random_bytes(200_000);
+    let digest = sha256(&data);
+    // Shorter: the connection ends before Content-Length bytes arrived.
+    let reply = raw_upload(&t, &digest, data.len(), &data[..120_000], true).await;
+    assert!(!reply.starts_with("HTTP/1.1 201"), "an incomplete body must not create a blob: {reply}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Longer: only Content-Length bytes are the body, so the digest of the whole does not match.
+    let reply = raw_upload(&t, &digest, 100_000, &data, false).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("DIGEST_INVALID"), "{reply}");
+    // Nothing of either attempt is visible or left in storage.
+    let tok = t.admin_token("library/raw").await;
+    let r = t.http.head(format!("{}/v2/library/raw/blobs/{digest}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(t.app.meta.blob_size(&digest).await.unwrap().is_none());
+    let left = std::fs::read_dir(t.app.config.data.join("storage/uploads")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no upload bytes are left behind");
+    assert!(t.app.meta.stale_uploads(i64::MAX, 10).await.unwrap().is_empty(), "no upload session is left behind");
+    // The exact body works.
+    let reply = raw_upload(&t, &digest, data.len(), &data, false).await;
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    t.shutdown().await;
+}
+
+async fn sha512_digests(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/s512").await;
+    let data = random_bytes(70_000);
+    let d512 = format!("sha512:{}", hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&data)));
+    let r = t
+        .http
+        .post(format!("{}/v2/library/s512/blobs/uploads/", t.url))
+        .query(&[("digest", &d512)])
+        .bearer_auth(&tok)
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["docker-content-digest"], d512.as_str());
+    let r = t.get(Some(&tok), &format!("/v2/library/s512/blobs/{d512}")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
+    let wrong = format!("sha512:{}", "0".repeat(128));
+    let r = t
+        .http
+        .post(format!("{}/v2/library/s512/blobs/uploads/", t.url))
+        .query(&[("digest", &wrong)])
+        .bearer_auth(&tok)
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    t.shutdown().await;
+}
+
+async fn abandoned_uploads_expire(db: Db) {
+    let t = TestApp::start_with(db, |c| c.upload_expiry = 1).await;
+    let tok = t.admin_token("library/gone").await;
+    let r = t.http.post(format!("{}/v2/library/gone/blobs/uploads/", t.url)).bearer_auth(&tok).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok).body(vec![7u8; 50_000]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let uploads = t.app.config.data.join("storage/uploads");
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 1);
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if t.get(Some(&tok), &loc).await.status() == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the abandoned session expired");
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "its bytes were reclaimed");
+    t.shutdown().await;
+}
+
 on_both_backends! {
+    body_length_mismatch => bodies_shorter_or_longer_than_declared;
+    sha512 => sha512_digests;
+    upload_expiry => abandoned_uploads_expire;
     push_and_pull => push_pull_round_trip;
     missing_project => push_to_missing_project;
     tags_catalog_deletes => tags_catalog_and_deletes;

@@ -19,12 +19,14 @@ use std::path::{Path, PathBuf};
 
 /// Alignment O_DIRECT needs for buffer addresses, offsets and lengths.
 const ALIGN: usize = 4096;
-/// Bytes per direct write.
-const BLOCK: usize = 4 << 20;
+/// Bytes per direct write (the most a buffer grows to).
+const BLOCK: usize = 2 << 20;
+/// First size of a buffer: small uploads never allocate a whole block.
+const FIRST: usize = 64 << 10;
 /// Bytes per read of a blob.
 const READ_CHUNK: usize = 1 << 20;
 
-/// A heap buffer whose usable part starts at an ALIGN boundary.
+/// A heap buffer whose usable part starts at an ALIGN boundary; it grows to BLOCK.
 struct AlignedBuf {
     raw: Vec<u8>,
     start: usize,
@@ -33,14 +35,25 @@ struct AlignedBuf {
 
 impl AlignedBuf {
     fn new() -> AlignedBuf {
-        let raw = vec![0u8; BLOCK + ALIGN];
+        Self::with_capacity(FIRST)
+    }
+    fn with_capacity(cap: usize) -> AlignedBuf {
+        let raw = vec![0u8; cap + ALIGN];
         let start = raw.as_ptr().align_offset(ALIGN);
         AlignedBuf { raw, start, len: 0 }
+    }
+    fn capacity(&self) -> usize {
+        self.raw.len() - ALIGN
     }
     fn room(&self) -> usize {
         BLOCK - self.len
     }
     fn push(&mut self, b: &[u8]) {
+        if self.len + b.len() > self.capacity() {
+            let mut bigger = Self::with_capacity((self.len + b.len()).next_power_of_two().clamp(FIRST, BLOCK));
+            bigger.push(self.filled());
+            *self = bigger;
+        }
         let at = self.start + self.len;
         self.raw[at..at + b.len()].copy_from_slice(b);
         self.len += b.len();
@@ -92,11 +105,14 @@ where
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(store)?;
     }
-    if offset == 0 {
-        tokio::fs::write(&path, b"").await.map_err(store)?;
-    }
+    // Start from exactly `offset` bytes: a request that broke off may have left more.
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || open(&p, false)?.set_len(offset))
+        .await
+        .map_err(|e| AppendError::Store(Error::internal(e)))?
+        .map_err(store)?;
     let mut buf = AlignedBuf::new();
-    let mut spare = Some(AlignedBuf::new());
+    let mut spare: Option<AlignedBuf> = None;
     let mut pending: Option<tokio::task::JoinHandle<BlockWritten>> = None;
     let mut direct: Option<File> = None;
     let mut pos = offset;

@@ -122,7 +122,7 @@ where
     let computed = match (digest.algorithm(), app.hashers.take(id, size)) {
         (Algorithm::Sha256, Some(h)) => h.finish(),
         _ => {
-            let (d, n) = app.blobs.hash_upload(id, digest.algorithm()).await?;
+            let (d, n) = app.blobs.hash_upload(id, digest.algorithm(), size).await?;
             if n != size {
                 cancel_row(app, id).await?;
                 return Err(Error::oci(ErrorCode::SizeInvalid, format!("upload holds {n} bytes, expected {size}")));
