@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
                 }
             };
             berth::telemetry::init(&config.log);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build().expect("tokio runtime");
             match rt.block_on(berth::serve(config)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {

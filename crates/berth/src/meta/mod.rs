@@ -94,7 +94,6 @@ impl Meta {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30))
-                .pragma("cache_size", "-16000")
                 .statement_cache_capacity(256);
             let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await.map_err(crate::error::Error::internal)?;
