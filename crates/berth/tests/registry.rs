@@ -408,7 +408,62 @@ async fn abandoned_uploads_expire(db: Db) {
     t.shutdown().await;
 }
 
+async fn private_projects_and_mounts(db: Db) {
+    use berth::meta::{Audit, accounts_role as role};
+    let t = TestApp::start(db).await;
+    let meta = &t.app.meta;
+    let hash = berth::auth::hash_password("dev-password-1").await.unwrap();
+    let audit = Audit { operator: "admin".into(), resource: "x".into(), resource_type: "test", operation: "create", ..Default::default() };
+    let dev = meta.create_user("dev", &hash, false, &audit).await.unwrap();
+    let admin = meta.user_by_name("admin").await.unwrap().unwrap().id;
+    let team = meta.create_project("team", admin, false, &audit).await.unwrap();
+    meta.create_project("secret", admin, false, &audit).await.unwrap();
+    meta.set_member(team, dev, role::DEVELOPER, &audit).await.unwrap();
+
+    // Content in the private project `secret`, pushed by the admin.
+    let atok = t.admin_token("secret/app").await;
+    let data = random_bytes(1000);
+    let digest = t.push_blob(&atok, "secret/app", &data).await;
+    let (_, _) = t.push_image(&atok, "secret/app", "v1", &[&data]).await;
+
+    // The developer's token carries push on team/app and nothing on secret/app or nosuch/app.
+    let dev_creds = Some(("dev", "dev-password-1"));
+    let tok =
+        t.token(dev_creds, &["repository:team/app:pull,push,delete", "repository:secret/app:pull", "repository:nosuch/app:pull"]).await;
+    let claims = t.app.auth.tokens.verify(&tok).unwrap();
+    assert_eq!(claims.access.len(), 1);
+    assert_eq!(claims.access[0].name, "team/app");
+    assert_eq!(claims.access[0].actions, vec!["pull", "push"], "a developer may not delete");
+
+    // Mounting from a repository the caller may not read starts an ordinary upload (202), never 201.
+    let r =
+        t.http.post(format!("{}/v2/team/app/blobs/uploads/?mount={digest}&from=secret/app", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = t.http.head(format!("{}/v2/team/app/blobs/{digest}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // An existing private repository and a missing one look the same to this caller, with Basic too.
+    for path in ["/v2/secret/app/manifests/v1", "/v2/nosuch/app/manifests/v1", "/v2/secret/app/tags/list", "/v2/nosuch/app/tags/list"] {
+        let r = t.get(Some(&tok), path).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let body = r.text().await.unwrap();
+        assert_eq!(body, r#"{"errors":[{"code":"UNAUTHORIZED","detail":null,"message":"authentication required"}]}"#, "{path}");
+        let r = t.http.get(format!("{}{path}", t.url)).basic_auth("dev", Some("dev-password-1")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(error_code(r).await, "DENIED");
+    }
+    // The developer pushes to team and may not delete there.
+    t.push_image(&tok, "team/app", "v1", &[b"team layer"]).await;
+    let r = t.http.delete(format!("{}/v2/team/app/manifests/v1", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Anonymous callers see nothing of a private project.
+    let anon = t.token(None, &["repository:team/app:pull"]).await;
+    assert!(t.app.auth.tokens.verify(&anon).unwrap().access.is_empty());
+    t.shutdown().await;
+}
+
 on_both_backends! {
+    private_projects => private_projects_and_mounts;
     body_length_mismatch => bodies_shorter_or_longer_than_declared;
     sha512 => sha512_digests;
     upload_expiry => abandoned_uploads_expire;

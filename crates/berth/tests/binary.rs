@@ -1,0 +1,151 @@
+//! The built `berth` binary: its defaults, its configuration sources, PostgreSQL
+//! by flag, and a clean exit on SIGTERM.
+
+mod common;
+
+use reqwest::StatusCode;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn berth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.env_remove("BERTH_ADMIN_PASSWORD").env("BERTH_LOG", "warn");
+    c
+}
+
+async fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{url}/v2/")).await
+            && r.status() == StatusCode::UNAUTHORIZED
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("berth did not answer on {url}");
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "berth did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn token(url: &str, user: &str, password: &str, scope: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{url}/service/token"))
+        .query(&[("service", "harbor-registry"), ("scope", scope)])
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `berth serve` with no configuration: port 5000, ./data, SQLite, a generated admin password printed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defaults_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = berth().arg("serve").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line on stdout").unwrap();
+    let password = first.rsplit(' ').next().unwrap().to_string();
+    assert!(first.contains("'admin'") && password.len() >= 20, "{first}");
+    let url = "http://127.0.0.1:5000";
+    wait_ready(url).await;
+    assert_eq!(token(url, "admin", &password, "registry:catalog:*").await.status(), StatusCode::OK);
+    assert_eq!(token(url, "admin", "wrong", "registry:catalog:*").await.status(), StatusCode::UNAUTHORIZED);
+    assert!(dir.path().join("data/berth.db").is_file(), "SQLite database under ./data");
+    assert!(dir.path().join("data/storage").is_dir(), "blobs under ./data");
+    let status = terminate(child);
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    // The password was not written anywhere in the data directory in clear.
+    let db = std::fs::read(dir.path().join("data/berth.db")).unwrap();
+    assert!(!db.windows(password.len()).any(|w| w == password.as_bytes()));
+    // A second start keeps the account: no new password is printed.
+    let mut child = berth().arg("serve").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    wait_ready(url).await;
+    assert_eq!(token(url, "admin", &password, "registry:catalog:*").await.status(), StatusCode::OK);
+    let out = child.stdout.take().unwrap();
+    assert!(terminate(child).success());
+    assert_eq!(BufReader::new(out).lines().count(), 0, "the password is shown only on first start");
+}
+
+/// Flags win over the environment, which wins over the TOML file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = |n: u16| 20_000 + (std::process::id() as u16 % 10_000) + n;
+    let (p_file, p_env, p_flag) = (port(1), port(2), port(3));
+    std::fs::write(
+        dir.path().join("berth.toml"),
+        format!(
+            "listen = \"127.0.0.1:{p_file}\"\ndata = \"{}\"\ntoken_service = \"from-file\"\nadmin_password = \"file-pw-123\"\n",
+            dir.path().join("d").display()
+        ),
+    )
+    .unwrap();
+    let child = berth()
+        .args(["serve", "--config", "berth.toml", "--listen", &format!("127.0.0.1:{p_flag}")])
+        .env("BERTH_LISTEN", format!("127.0.0.1:{p_env}"))
+        .env("BERTH_TOKEN_SERVICE", "from-env")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{p_flag}");
+    wait_ready(&url).await;
+    let r = reqwest::get(format!("{url}/v2/")).await.unwrap();
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.contains("service=\"from-env\""), "{challenge}");
+    assert_eq!(token(&url, "admin", "file-pw-123", "registry:catalog:*").await.status(), StatusCode::OK);
+    assert!(dir.path().join("d/berth.db").is_file());
+    assert!(terminate(child).success());
+}
+
+/// `--database postgres://...` keeps metadata in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_on_postgres() {
+    let db = common::postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = 30_000 + (std::process::id() as u16 % 10_000);
+    let child = berth()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data", &dir.path().display().to_string(), "--database", &db])
+        .env("BERTH_ADMIN_PASSWORD", "pg-admin-pw")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url).await;
+    let r = token(&url, "admin", "pg-admin-pw", "repository:library/pg:pull,push").await;
+    let tok = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let data = b"stored in postgres";
+    let digest = common::sha256(data);
+    let r = http
+        .post(format!("{url}/v2/library/pg/blobs/uploads/?digest={digest}"))
+        .bearer_auth(&tok)
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(terminate(child).success());
+    // The rows are in PostgreSQL, not in a SQLite file.
+    assert!(!dir.path().join("berth.db").exists());
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM blobs WHERE digest = $1").bind(&digest).fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 1);
+    let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE username = 'admin'").fetch_one(&pool).await.unwrap();
+    assert_eq!(users, 1);
+}
