@@ -6,7 +6,6 @@ Every server runs on a free loopback port with its own temporary data directory
 and is stopped by its pid; every temporary directory is removed afterwards.
 """
 
-import base64
 import hashlib
 import json
 import os
@@ -125,9 +124,11 @@ class Server:
             pytest.fail(f"berth binary not found at {BERTH_BIN}: build it with cargo build --release -p berth", pytrace=False)
         if args is not None:
             self.args = list(args)
-        for _attempt in range(5):
-            self.port = free_port()
+        for attempt in range(5):
+            if attempt > 0 or self.port is None:  # a restart keeps its port (clients keep their URLs)
+                self.port = free_port()
             env = dict(os.environ, BERTH_ADMIN_PASSWORD=self.password)
+            log_start = len(self.log())
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     [BERTH_BIN, "serve", "--listen", self.host, "--data", str(self.data), *self.args],
@@ -141,7 +142,7 @@ class Server:
                 return self
             if self.proc.poll() is None:
                 self.kill()
-            if "cannot listen" not in self.log():
+            if "cannot listen" not in self.log()[log_start:]:  # retry on another port only if taken
                 break
         pytest.fail(f"berth did not start on {self.host}:\n{self.log()[-4000:]}", pytrace=False)
 
@@ -182,10 +183,6 @@ class Server:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
-
-    def restart(self, args=None):
-        self.stop()
-        return self.start(args)
 
     def status(self) -> dict:
         """Fields of /proc/<pid>/status in kB (VmRSS, VmHWM, ...)."""
@@ -300,21 +297,6 @@ def push_blob_monolithic(sess, server, repo, data, digest) -> requests.Response:
                      headers={"Content-Type": "application/octet-stream"})
 
 
-def push_blob_chunked(sess, server, repo, data: bytes, chunk=1 << 20) -> str:
-    d = sha256(data)
-    loc = start_upload(sess, server, repo)
-    for off in range(0, len(data), chunk):
-        part = data[off:off + chunk]
-        r = sess.patch(loc, data=part, headers={"Content-Type": "application/octet-stream",
-                                                "Content-Range": f"{off}-{off + len(part) - 1}"})
-        assert r.status_code == 202, f"{r.status_code} {r.text}"
-        assert r.headers["Range"] == f"0-{off + len(part) - 1}"
-        loc = absolute(server, r)
-    r = sess.put(put_url(loc, d))
-    assert r.status_code == 201, f"{r.status_code} {r.text}"
-    return d
-
-
 def descriptor(media_type, data: bytes, **extra) -> dict:
     return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
 
@@ -346,10 +328,6 @@ def push_image(sess, server, repo, tag, layers=None, config=None):
     assert r.status_code == 201, f"{r.status_code} {r.text}"
     assert r.headers["Docker-Content-Digest"] == sha256(body)
     return sha256(body), body
-
-
-def basic_header(user="admin", password=ADMIN_PASSWORD) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 # --- a private Docker daemon ----------------------------------------------------------

@@ -281,3 +281,57 @@ def test_sigterm_drains_slow_upload(make_server):
     srv.start()
     r = s.get(f"{srv.url}/v2/{REPO}/blobs/{sha256(data)}")
     assert r.status_code == 200 and r.content == data
+
+
+def test_auth_challenge_token_and_catalog(server, s):
+    r = requests.get(f"{server.url}/v2/")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == \
+        f'Bearer realm="http://{server.host}/service/token",service="harbor-registry"'
+    assert requests.get(f"{server.url}/v2/", auth=("admin", "wrong")).status_code == 401
+    assert s.get(f"{server.url}/v2/").status_code == 200
+    assert requests.get(f"{server.url}/v2/_catalog").status_code == 401
+    catalog = s.get(f"{server.url}/v2/_catalog")
+    assert catalog.status_code == 200 and isinstance(catalog.json()["repositories"], list)
+
+    digest, body = push_image(s, server, "library/authz", "1")
+    # Anonymous: pull from the public project with or without a token; pushing is challenged.
+    assert requests.get(f"{server.url}/v2/library/authz/manifests/1").content == body
+    anon = get_token(server, "repository:library/authz:pull,push", user=None)
+    h = {"Authorization": "Bearer " + anon}
+    assert requests.get(f"{server.url}/v2/library/authz/manifests/{digest}", headers=h).content == body
+    r = requests.post(f"{server.url}/v2/library/authz/blobs/uploads/")
+    assert r.status_code == 401
+    assert 'scope="repository:library/authz:pull,push"' in r.headers["WWW-Authenticate"]
+    assert requests.post(f"{server.url}/v2/library/authz/blobs/uploads/", headers=h).status_code in (401, 403)
+    # A token for one repository does not open another.
+    tok = get_token(server, "repository:library/authz:pull,push")
+    r = requests.post(f"{server.url}/v2/library/other/blobs/uploads/", headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 401 and "Bearer" in r.headers["WWW-Authenticate"]
+    r = requests.post(f"{server.url}/v2/library/authz/blobs/uploads/", headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 202
+    r = requests.get(f"{server.url}/service/token", params={"service": "harbor-registry"}, auth=("admin", "nope"))
+    assert r.status_code == 401
+
+
+def test_concurrent_uploads_of_one_blob(server, s):
+    """Parallel pushes sharing a base layer: every upload of the same bytes succeeds and the blob stays whole."""
+    data = os.urandom(3 << 20)
+    results = []
+
+    def worker(k):
+        repo = f"library/shared{k % 3}"
+        try:
+            results.append((repo, push_blob(basic_session(), server, repo, data)))
+        except AssertionError as e:
+            results.append((repo, e))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [d for _, d in results] == [sha256(data)] * 9, results
+    for repo in {r for r, _ in results}:
+        r = s.get(f"{server.url}/v2/{repo}/blobs/{sha256(data)}")
+        assert r.status_code == 200 and sha256(r.content) == sha256(data), repo

@@ -9,6 +9,12 @@ pub enum Error {
     /// A protocol-level refusal with the OCI code that names it.
     #[error("{message}")]
     Oci { code: ErrorCode, message: String },
+    /// A request refused as malformed (400) with this code, whatever status the code has elsewhere.
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
+    /// A registry token that does not carry the action: the client should fetch one that does.
+    #[error("insufficient scope")]
+    InsufficientScope,
     /// A chunk that does not start where the upload stands; `size` is the upload's current size.
     #[error("chunk does not start at the upload's current size {size}")]
     RangeInvalid { size: u64 },

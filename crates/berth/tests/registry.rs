@@ -28,8 +28,12 @@ async fn push_pull_round_trip(db: Db) {
     // Anonymous callers cannot push, not even with a token: the token carries pull only.
     let anon_push = t.token(None, &["repository:library/app:pull,push"]).await;
     let r = t.http.post(format!("{}/v2/library/app/blobs/uploads/", t.url)).bearer_auth(&anon_push).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(error_code(r).await, "DENIED");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"repository:library/app:pull,push\""),
+        "{challenge}"
+    );
     let r = t.http.post(format!("{}/v2/library/app/blobs/uploads/", t.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
@@ -124,7 +128,7 @@ async fn chunked_upload_and_mount(db: Db) {
     let data = random_bytes(3 * 100_000 + 17);
     let digest = sha256(&data);
     let r = t.http.post(format!("{}/v2/library/src/blobs/uploads/", t.url)).bearer_auth(&tok).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the token holds only pull on library/src");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the token holds only pull on library/src");
     let tok_src = t.admin_token("library/src").await;
     let r = t.http.post(format!("{}/v2/library/src/blobs/uploads/", t.url)).bearer_auth(&tok_src).send().await.unwrap();
     let mut loc = r.headers()["location"].to_str().unwrap().to_string();
@@ -447,7 +451,10 @@ async fn private_projects_and_mounts(db: Db) {
         let r = t.get(Some(&tok), path).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
         let body = r.text().await.unwrap();
-        assert_eq!(body, r#"{"errors":[{"code":"UNAUTHORIZED","detail":null,"message":"authentication required"}]}"#, "{path}");
+        assert_eq!(
+            body, r#"{"errors":[{"code":"UNAUTHORIZED","detail":null,"message":"the token does not grant this action"}]}"#,
+            "{path}"
+        );
         let r = t.http.get(format!("{}{path}", t.url)).basic_auth("dev", Some("dev-password-1")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
         assert_eq!(error_code(r).await, "DENIED");
@@ -455,6 +462,8 @@ async fn private_projects_and_mounts(db: Db) {
     // The developer pushes to team and may not delete there.
     t.push_image(&tok, "team/app", "v1", &[b"team layer"]).await;
     let r = t.http.delete(format!("{}/v2/team/app/manifests/v1", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = t.http.delete(format!("{}/v2/team/app/manifests/v1", t.url)).basic_auth("dev", Some("dev-password-1")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Anonymous callers see nothing of a private project.
     let anon = t.token(None, &["repository:team/app:pull"]).await;

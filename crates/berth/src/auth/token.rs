@@ -56,7 +56,7 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[service]);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
+        validation.leeway = 1;
         validation.validate_nbf = true;
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),

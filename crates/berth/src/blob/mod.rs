@@ -197,14 +197,26 @@ impl BlobStore {
         Ok(Box::pin(s))
     }
 
-    /// Ids of upload files present in storage (for reclaiming orphans).
-    pub async fn upload_ids(&self) -> Result<Vec<String>> {
+    /// Ids of upload files last written before `cutoff` (for reclaiming orphans).
+    pub async fn upload_files_older_than(&self, cutoff: std::time::SystemTime) -> Result<Vec<String>> {
         let entries = match self.op.list("uploads/").await {
             Ok(e) => e,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(e.into()),
         };
-        Ok(entries.into_iter().map(|e| e.name().trim_end_matches('/').to_string()).filter(|n| !n.is_empty() && n != "uploads").collect())
+        let mut old = Vec::new();
+        for e in entries {
+            let name = e.name().trim_end_matches('/');
+            if name.is_empty() || name == "uploads" || e.metadata().is_dir() {
+                continue;
+            }
+            let meta = self.op.stat(e.path()).await?;
+            let modified = meta.last_modified().map(std::time::SystemTime::from);
+            if modified.is_some_and(|m| m < cutoff) {
+                old.push(name.to_string());
+            }
+        }
+        Ok(old)
     }
 }
 

@@ -70,7 +70,10 @@ pub async fn get(app: &App, repo: &RepoName, id: &str) -> Result<UploadRow> {
     }
 }
 
-async fn append_body<S, E>(app: &App, u: &UploadRow, body: S) -> Result<u64>
+/// Appends a request body to session `u`. A body that ends the upload (`last`)
+/// does not advance the session row, which the commit deletes anyway, and
+/// hands back the running hash instead of keeping it.
+async fn append_body<S, E>(app: &App, u: &UploadRow, body: S, last: bool) -> Result<(u64, Option<Hasher>)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -79,13 +82,16 @@ where
     let mut hasher = app.hashers.take(&u.id, at).or_else(|| (at == 0).then(|| Hasher::new(Algorithm::Sha256)));
     match app.blobs.append(&u.id, at, body, hasher.as_mut()).await {
         Ok(n) => {
+            if last {
+                return Ok((at + n, hasher));
+            }
             if n > 0 && !app.meta.advance_upload(&u.id, u.size, u.size + n as i64).await? {
                 return Err(Error::oci(ErrorCode::BlobUploadInvalid, "upload was changed by another request"));
             }
             if let Some(h) = hasher {
                 app.hashers.put(&u.id, at + n, h);
             }
-            Ok(at + n)
+            Ok((at + n, None))
         }
         Err(AppendError::Body(msg)) => {
             // The stored bytes now run past the recorded size: the session cannot go on.
@@ -108,7 +114,35 @@ where
     {
         return Err(Error::RangeInvalid { size: u.size as u64 });
     }
-    append_body(app, &u, body).await
+    Ok(append_body(app, &u, body, false).await?.0)
+}
+
+/// Checks the bytes of upload `id` (`size` of them, `hasher` fed with all of them
+/// if present) against `digest`, and makes them the blob.
+async fn verify_and_commit(
+    app: &App,
+    repo: &RepoName,
+    id: &str,
+    digest: &Digest,
+    size: u64,
+    hasher: Option<Hasher>,
+    has_row: bool,
+) -> Result<()> {
+    let computed = match (digest.algorithm(), hasher) {
+        (Algorithm::Sha256, Some(h)) => h.finish(),
+        _ => app.blobs.hash_upload(id, digest.algorithm(), size).await?.0,
+    };
+    if &computed != digest {
+        if has_row {
+            cancel_row(app, id).await?;
+        } else {
+            app.blobs.discard_upload(id).await?;
+        }
+        return Err(Error::oci(ErrorCode::DigestInvalid, format!("content digest is {computed}, not {digest}")));
+    }
+    app.blobs.promote(id, digest).await?;
+    app.meta.commit_blob(repo.as_str(), &digest.to_string(), size as i64, has_row.then_some(id)).await?;
+    Ok(())
 }
 
 /// Appends the last bytes (if any), verifies the digest and commits the blob.
@@ -118,35 +152,32 @@ where
     E: std::fmt::Display,
 {
     let u = get(app, repo, id).await?;
-    let size = append_body(app, &u, body).await?;
-    let computed = match (digest.algorithm(), app.hashers.take(id, size)) {
-        (Algorithm::Sha256, Some(h)) => h.finish(),
-        _ => {
-            let (d, n) = app.blobs.hash_upload(id, digest.algorithm(), size).await?;
-            if n != size {
-                cancel_row(app, id).await?;
-                return Err(Error::oci(ErrorCode::SizeInvalid, format!("upload holds {n} bytes, expected {size}")));
-            }
-            d
-        }
-    };
-    if &computed != digest {
-        cancel_row(app, id).await?;
-        return Err(Error::oci(ErrorCode::DigestInvalid, format!("content digest is {computed}, not {digest}")));
-    }
-    app.blobs.promote(id, digest).await?;
-    app.meta.commit_blob(repo.as_str(), &digest.to_string(), size as i64, Some(id)).await?;
+    let (size, hasher) = append_body(app, &u, body, true).await?;
+    verify_and_commit(app, repo, id, digest, size, hasher, true).await?;
     Ok(size)
 }
 
-/// Uploads a whole blob in one request (POST with `digest`).
+/// Uploads a whole blob in one request (POST with `digest`). No session row is
+/// needed: if the process dies midway, the sweeper removes the orphaned bytes.
 pub async fn monolithic<S, E>(app: &App, repo: &RepoName, digest: &Digest, body: S) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let id = start(app, repo).await?;
-    finish(app, repo, &id, digest, body).await
+    let id = new_id()?;
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let size = match app.blobs.append(&id, 0, body, Some(&mut hasher)).await {
+        Ok(n) => n,
+        Err(e) => {
+            app.blobs.discard_upload(&id).await?;
+            return Err(match e {
+                AppendError::Body(msg) => Error::oci(ErrorCode::BlobUploadInvalid, format!("upload body broke off: {msg}")),
+                AppendError::Store(e) => e,
+            });
+        }
+    };
+    verify_and_commit(app, repo, &id, digest, size, Some(hasher), false).await?;
+    Ok(size)
 }
 
 /// Cancels a session and removes its bytes.
@@ -162,20 +193,29 @@ async fn cancel_row(app: &App, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Expires sessions untouched for longer than the configured lifetime.
+/// Expires sessions untouched for longer than the configured lifetime, and
+/// removes upload bytes that no session owns (left by a crash) once as old.
 pub async fn sweep(app: &App) -> Result<usize> {
     let before = now_ms() - (app.config.upload_expiry as i64) * 1000;
     let mut n = 0;
     loop {
         let stale = app.meta.stale_uploads(before, 500).await?;
         if stale.is_empty() {
-            return Ok(n);
+            break;
         }
         for u in &stale {
             cancel_row(app, &u.id).await?;
             n += 1;
         }
     }
+    let cutoff = std::time::SystemTime::now() - Duration::from_secs(app.config.upload_expiry);
+    for id in app.blobs.upload_files_older_than(cutoff).await? {
+        if app.meta.upload(&id).await?.is_none() {
+            app.blobs.discard_upload(&id).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Runs `sweep` periodically for the life of the process.

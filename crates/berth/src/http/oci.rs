@@ -48,6 +48,8 @@ fn render(app: &App, e: Error, ctx: &ErrCtx) -> Response {
         Error::Oci { code, message } => {
             (StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST), code.as_str(), message.clone())
         }
+        Error::Refused { code, message } => (StatusCode::BAD_REQUEST, code.as_str(), message.clone()),
+        Error::InsufficientScope => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "the token does not grant this action".into()),
         Error::RangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", e.to_string()),
         Error::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", m.clone()),
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required".into()),
@@ -65,8 +67,10 @@ fn render(app: &App, e: Error, ctx: &ErrCtx) -> Response {
         if let Some(scope) = &ctx.scope {
             challenge.push_str(&format!(",scope=\"{scope}\""));
         }
-        if matches!(e, Error::BadCredentials) {
-            challenge.push_str(",error=\"invalid_token\"");
+        match e {
+            Error::BadCredentials => challenge.push_str(",error=\"invalid_token\""),
+            Error::InsufficientScope => challenge.push_str(",error=\"insufficient_scope\""),
+            _ => {}
         }
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -111,7 +115,8 @@ fn scope_of(name: &RepoName, action: Action) -> String {
     }
 }
 
-/// Whether the caller may do `action` on `name`: Unauthenticated (challenge) or Denied if not.
+/// Whether the caller may do `action` on `name`; if not, a challenge (no credentials or
+/// a token) or Denied (Basic credentials that do not allow it).
 async fn authorize(app: &App, creds: &Credentials, name: &RepoName, action: Action) -> Result<(), Error> {
     let ok = match creds {
         Credentials::Token(c) => c.grants("repository", name.as_str(), action.as_str()),
@@ -121,10 +126,10 @@ async fn authorize(app: &App, creds: &Credentials, name: &RepoName, action: Acti
     match (ok, creds) {
         (true, _) => Ok(()),
         (false, Credentials::None) => Err(Error::Unauthenticated),
-        (false, Credentials::Token(c)) if !c.access.iter().any(|a| a.kind == "repository" && a.name == name.as_str()) => {
-            Err(Error::Unauthenticated)
-        }
-        (false, _) => Err(Error::Denied),
+        // As the Distribution registry does: a token without the action gets a challenge
+        // naming the scope, which clients treat as final once a fresh token still lacks it.
+        (false, Credentials::Token(_)) => Err(Error::InsufficientScope),
+        (false, Credentials::Principal(_)) => Err(Error::Denied),
     }
 }
 
