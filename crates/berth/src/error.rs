@@ -15,6 +15,24 @@ pub enum Error {
     /// A registry token that does not carry the action: the client should fetch one that does.
     #[error("insufficient scope")]
     InsufficientScope,
+    /// The resource does not exist, or the caller may not know that it does.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with what exists (a name already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed or breaks a rule; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change is refused in the resource's current state (a project that still holds repositories).
+    #[error("{0}")]
+    Precondition(String),
+    /// A parameter is out of its allowed range.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The caller is known but not allowed, with a reason to show.
+    #[error("{0}")]
+    Forbidden(String),
     /// A chunk that does not start where the upload stands; `size` is the upload's current size.
     #[error("chunk does not start at the upload's current size {size}")]
     RangeInvalid { size: u64 },

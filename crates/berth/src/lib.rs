@@ -13,7 +13,7 @@ pub mod error;
 pub mod http;
 pub mod meta;
 pub mod telemetry;
-mod time_fmt;
+pub mod time_fmt;
 
 use crate::app::App;
 use crate::config::Config;

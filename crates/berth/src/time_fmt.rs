@@ -7,3 +7,20 @@ pub fn rfc3339(unix_seconds: u64) -> String {
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
+
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-27T13:18:09.123Z`), as Harbor's API does.
+pub fn rfc3339_ms(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339_ms(1_795_786_249_123), "2026-11-27T13:30:49.123Z");
+    }
+}

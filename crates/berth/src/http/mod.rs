@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, credential extraction, status codes and headers.
 //! Handlers parse, authorize with `auth::policy`, call `domain`, and render.
 
+pub mod api;
 pub mod auth;
 pub mod oci;
 
@@ -13,6 +14,8 @@ use axum::routing::get;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/service/token", get(auth::token))
+        .route("/api/version", get(|| async { axum::Json(serde_json::json!({"version": "v2.0"})) }))
+        .nest("/api/v2.0", api::router())
         .route("/v2", axum::routing::any(oci::handle))
         .route("/v2/", axum::routing::any(oci::handle))
         .route("/v2/{*rest}", axum::routing::any(oci::handle))

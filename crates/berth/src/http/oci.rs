@@ -55,6 +55,9 @@ fn render(app: &App, e: Error, ctx: &ErrCtx) -> Response {
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required".into()),
         Error::BadCredentials => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials".into()),
         Error::Denied => (StatusCode::FORBIDDEN, "DENIED", e.to_string()),
+        Error::NotFound(m) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN", m.clone()),
+        Error::Conflict(m) | Error::Invalid(m) | Error::Precondition(m) | Error::Unprocessable(m) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", m.clone()),
+        Error::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m.clone()),
         Error::Internal(detail) => {
             tracing::error!("{detail}");
             (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal error".into())

@@ -1,0 +1,8 @@
+//! Harbor API group `users` (filled in by its own change).
+
+use crate::app::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
