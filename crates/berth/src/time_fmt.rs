@@ -12,7 +12,9 @@ pub fn rfc3339(unix_seconds: u64) -> String {
 pub fn rfc3339_ms(unix_ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).ok())
+        .and_then(|t| {
+            t.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).ok()
+        })
         .unwrap_or_default()
 }
 

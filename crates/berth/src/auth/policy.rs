@@ -1,7 +1,10 @@
 //! The one decision function: may this principal do this action on this resource?
 //!
-//! Every surface (`/v2`, `/service/token`, the Harbor API) asks `allows`. It is pure:
-//! callers load the facts (project visibility, the principal's roles) first.
+//! Every surface (`/v2`, `/service/token`, the Harbor API) asks `allows`. It is
+//! pure: callers load the facts (project visibility, the principal's roles) first.
+//! Resource and action names are Harbor's (`repository`/`pull`, `member`/`list`,
+//! `""` for the project itself), and the project-role matrix below is Harbor's,
+//! row for row.
 
 use crate::meta::accounts_role as role;
 
@@ -65,38 +68,133 @@ pub struct ProjectFacts {
     pub roles: Vec<i64>,
 }
 
-/// The resource an action is asked on.
+/// Where a resource lives.
 #[derive(Clone, Copy, Debug)]
-pub enum Resource<'a> {
-    /// A project's repositories; `None` when the project does not exist.
-    Repository(Option<&'a ProjectFacts>),
-    /// The registry-wide catalog.
-    Catalog,
+pub enum Scope<'a> {
+    /// A project's resource; `None` when the project does not exist.
+    Project(Option<&'a ProjectFacts>),
+    /// A system resource (`catalog`, `user`, `audit-log`, ...).
+    System,
 }
 
-fn role_allows(role: i64, action: Action) -> bool {
-    match action {
-        Action::Pull => matches!(role, role::PROJECT_ADMIN | role::MAINTAINER | role::DEVELOPER | role::GUEST | role::LIMITED_GUEST),
-        Action::Push => matches!(role, role::PROJECT_ADMIN | role::MAINTAINER | role::DEVELOPER),
-        Action::Delete => matches!(role, role::PROJECT_ADMIN | role::MAINTAINER),
+const PA: u8 = 1 << 0;
+const MA: u8 = 1 << 1;
+const DE: u8 = 1 << 2;
+const GU: u8 = 1 << 3;
+const LG: u8 = 1 << 4;
+
+/// Harbor's project-role matrix: (resource, action, roles holding it, granted to anyone on a public project).
+/// `""` is the project itself.
+pub const PROJECT_MATRIX: &[(&str, &str, u8, bool)] = &[
+    ("", "read", PA | MA | DE | GU | LG, true),
+    ("", "update", PA, false),
+    ("", "delete", PA, false),
+    ("member", "create", PA, false),
+    ("member", "read", PA | MA | DE | GU, false),
+    ("member", "update", PA, false),
+    ("member", "delete", PA, false),
+    ("member", "list", PA | MA | DE | GU, false),
+    ("metadata", "create", PA, false),
+    ("metadata", "read", PA | MA, false),
+    ("metadata", "update", PA, false),
+    ("metadata", "delete", PA, false),
+    ("log", "list", PA, false),
+    ("configuration", "read", PA | MA | DE | GU | LG, false),
+    ("configuration", "update", PA, false),
+    ("quota", "read", PA | MA | DE | GU | LG, false),
+    ("label", "create", PA | MA, false),
+    ("label", "read", PA | MA | DE | GU, true),
+    ("label", "update", PA | MA, false),
+    ("label", "delete", PA | MA, false),
+    ("label", "list", PA | MA | DE | GU, true),
+    ("repository", "create", PA | MA | DE, false),
+    ("repository", "read", PA | MA | DE | GU | LG, false),
+    ("repository", "update", PA | MA | DE, false),
+    ("repository", "delete", PA | MA, false),
+    ("repository", "list", PA | MA | DE | GU | LG, true),
+    ("repository", "pull", PA | MA | DE | GU | LG, true),
+    ("repository", "push", PA | MA | DE, false),
+    ("artifact", "create", PA | MA | DE, false),
+    ("artifact", "read", PA | MA | DE | GU | LG, true),
+    ("artifact", "delete", PA | MA, false),
+    ("artifact", "list", PA | MA | DE | GU | LG, true),
+    ("tag", "create", PA | MA | DE, false),
+    ("tag", "delete", PA | MA, false),
+    ("tag", "list", PA | MA | DE | GU | LG, true),
+    ("accessory", "list", PA | MA | DE | GU | LG, true),
+    ("artifact-addition", "read", PA | MA | DE | GU | LG, true),
+    ("artifact-label", "create", PA | MA | DE, false),
+    ("artifact-label", "delete", PA | MA | DE, false),
+    ("scan", "create", PA | MA, false),
+    ("scan", "read", PA | MA | DE | GU | LG, true),
+    ("scan", "stop", PA | MA, false),
+    ("sbom", "create", PA | MA, false),
+    ("sbom", "read", PA | MA | DE | GU | LG, false),
+    ("sbom", "stop", PA | MA, false),
+    ("scanner", "create", PA, false),
+    ("scanner", "read", PA | MA | DE | GU | LG, true),
+    ("export-cve", "create", PA | MA | DE, false),
+    ("export-cve", "read", PA | MA | DE, false),
+    ("export-cve", "list", PA | MA | DE, false),
+    ("tag-retention", "create", PA | MA | DE, false),
+    ("tag-retention", "read", PA | MA | DE, false),
+    ("tag-retention", "update", PA | MA | DE, false),
+    ("tag-retention", "delete", PA | MA | DE, false),
+    ("tag-retention", "list", PA | MA | DE, false),
+    ("tag-retention", "operate", PA | MA | DE, false),
+    ("immutable-tag", "create", PA | MA, false),
+    ("immutable-tag", "update", PA | MA, false),
+    ("immutable-tag", "delete", PA | MA, false),
+    ("immutable-tag", "list", PA | MA, false),
+    ("robot", "create", PA, false),
+    ("robot", "read", PA | MA | DE | GU, false),
+    ("robot", "update", PA, false),
+    ("robot", "delete", PA, false),
+    ("robot", "list", PA | MA | DE | GU, false),
+    ("notification-policy", "create", PA, false),
+    ("notification-policy", "read", PA | MA, false),
+    ("notification-policy", "update", PA, false),
+    ("notification-policy", "delete", PA, false),
+    ("notification-policy", "list", PA | MA, false),
+    ("preheat-policy", "create", PA, false),
+    ("preheat-policy", "read", PA, false),
+    ("preheat-policy", "update", PA, false),
+    ("preheat-policy", "delete", PA, false),
+    ("preheat-policy", "list", PA, false),
+];
+
+fn role_bit(role: i64) -> u8 {
+    match role {
+        role::PROJECT_ADMIN => PA,
+        role::MAINTAINER => MA,
+        role::DEVELOPER => DE,
+        role::GUEST => GU,
+        role::LIMITED_GUEST => LG,
+        _ => 0,
     }
 }
 
-/// Whether `principal` may do `action` on `resource`.
-pub fn allows(principal: &Principal, resource: Resource<'_>, action: Action) -> bool {
+/// Whether `principal` may do `action` on `resource` in `scope`.
+pub fn allows(principal: &Principal, scope: Scope<'_>, resource: &str, action: &str) -> bool {
     if principal.is_sysadmin() {
         return true;
     }
-    match resource {
-        Resource::Catalog => false,
-        Resource::Repository(None) => false,
-        Resource::Repository(Some(p)) => {
-            if action == Action::Pull && p.public {
-                return true;
-            }
-            principal != &Principal::Anonymous && p.roles.iter().any(|&r| role_allows(r, action))
+    match scope {
+        Scope::System => false,
+        Scope::Project(None) => false,
+        Scope::Project(Some(p)) => {
+            let held = p.roles.iter().fold(0u8, |m, r| m | role_bit(*r));
+            PROJECT_MATRIX
+                .iter()
+                .any(|(res, act, roles, public)| *res == resource && *act == action && ((p.public && *public) || roles & held != 0))
         }
     }
+}
+
+/// Every (resource, action) a set of roles holds in a project (for `/users/current/permissions`).
+pub fn project_permissions(facts: &ProjectFacts) -> Vec<(&'static str, &'static str)> {
+    let user = Principal::User { id: 0, name: String::new(), sysadmin: false };
+    PROJECT_MATRIX.iter().filter(|(r, a, _, _)| allows(&user, Scope::Project(Some(facts)), r, a)).map(|(r, a, _, _)| (*r, *a)).collect()
 }
 
 #[cfg(test)]
@@ -108,25 +206,36 @@ mod tests {
     }
 
     #[test]
+    fn matrix_totals_are_harbors() {
+        let count = |bit: u8| PROJECT_MATRIX.iter().filter(|(_, _, r, _)| r & bit != 0).count();
+        assert_eq!([count(PA), count(MA), count(DE), count(GU), count(LG)], [75, 53, 36, 20, 14]);
+        assert_eq!(PROJECT_MATRIX.iter().filter(|(_, _, _, p)| *p).count(), 12);
+    }
+
+    #[test]
     fn roles_and_public_projects() {
         let private = ProjectFacts { public: false, roles: vec![] };
         let public = ProjectFacts { public: true, roles: vec![] };
-        assert!(!allows(&Principal::Anonymous, Resource::Repository(Some(&private)), Action::Pull));
-        assert!(allows(&Principal::Anonymous, Resource::Repository(Some(&public)), Action::Pull));
-        assert!(!allows(&Principal::Anonymous, Resource::Repository(Some(&public)), Action::Push));
-        assert!(!allows(&user(), Resource::Repository(Some(&public)), Action::Push));
+        let repo = |p: &Principal, f: &ProjectFacts, a: &str| allows(p, Scope::Project(Some(f)), "repository", a);
+        assert!(!repo(&Principal::Anonymous, &private, "pull"));
+        assert!(repo(&Principal::Anonymous, &public, "pull"));
+        assert!(!repo(&Principal::Anonymous, &public, "push"));
+        assert!(!repo(&user(), &public, "push"));
         let dev = ProjectFacts { public: false, roles: vec![role::DEVELOPER] };
-        assert!(allows(&user(), Resource::Repository(Some(&dev)), Action::Push));
-        assert!(!allows(&user(), Resource::Repository(Some(&dev)), Action::Delete));
+        assert!(repo(&user(), &dev, "push"));
+        assert!(!repo(&user(), &dev, "delete"));
         let union = ProjectFacts { public: false, roles: vec![role::GUEST, role::MAINTAINER] };
-        assert!(allows(&user(), Resource::Repository(Some(&union)), Action::Delete));
-        let guest = ProjectFacts { public: false, roles: vec![role::LIMITED_GUEST] };
-        assert!(allows(&user(), Resource::Repository(Some(&guest)), Action::Pull));
-        assert!(!allows(&user(), Resource::Repository(Some(&guest)), Action::Push));
-        assert!(!allows(&user(), Resource::Repository(None), Action::Pull));
-        assert!(!allows(&user(), Resource::Catalog, Action::Pull));
+        assert!(repo(&user(), &union, "delete"));
+        let limited = ProjectFacts { public: false, roles: vec![role::LIMITED_GUEST] };
+        assert!(repo(&user(), &limited, "pull"));
+        assert!(!repo(&user(), &limited, "push"));
+        assert!(!allows(&user(), Scope::Project(Some(&limited)), "member", "list"));
+        assert!(allows(&user(), Scope::Project(Some(&dev)), "tag-retention", "operate"));
+        assert!(!allows(&user(), Scope::Project(None), "repository", "pull"));
+        assert!(!allows(&user(), Scope::System, "catalog", "read"));
         let admin = Principal::User { id: 1, name: "admin".into(), sysadmin: true };
-        assert!(allows(&admin, Resource::Catalog, Action::Pull));
-        assert!(allows(&admin, Resource::Repository(None), Action::Push));
+        assert!(allows(&admin, Scope::System, "catalog", "read"));
+        assert!(allows(&admin, Scope::Project(None), "repository", "push"));
+        assert_eq!(project_permissions(&ProjectFacts { public: false, roles: vec![role::GUEST] }).len(), 20);
     }
 }

@@ -4,5 +4,7 @@
 
 pub mod blobs;
 pub mod manifests;
+pub mod members;
 pub mod projects;
 pub mod uploads;
+pub mod users;

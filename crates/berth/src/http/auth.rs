@@ -1,7 +1,7 @@
 //! Credentials on requests, and the Docker token service (`/service/token`).
 
 use crate::app::{App, AppState};
-use crate::auth::policy::{self, Action, Principal, Resource};
+use crate::auth::policy::{self, Action, Principal, Scope};
 use crate::auth::token::{Access, Claims};
 use crate::error::{Error, Result};
 use axum::extract::{RawQuery, State};
@@ -54,7 +54,7 @@ async fn basic_principal(app: &App, headers: &HeaderMap) -> Result<Principal> {
 pub async fn granted(app: &App, principal: &Principal, name: &oci::RepoName, wanted: &[Action]) -> Result<Vec<Action>> {
     let facts = crate::domain::projects::facts(app, name.project(), principal).await?;
     let facts = facts.as_ref().map(|(_, f)| f);
-    Ok(wanted.iter().copied().filter(|a| policy::allows(principal, Resource::Repository(facts), *a)).collect())
+    Ok(wanted.iter().copied().filter(|a| policy::allows(principal, Scope::Project(facts), "repository", a.as_str())).collect())
 }
 
 fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
@@ -106,7 +106,7 @@ async fn issue(app: &App, headers: &HeaderMap, query: &str) -> Result<serde_json
                         });
                     }
                 }
-                "registry" if name == "catalog" && policy::allows(&principal, Resource::Catalog, Action::Pull) => {
+                "registry" if name == "catalog" && policy::allows(&principal, Scope::System, "catalog", "read") => {
                     access.push(Access { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] });
                 }
                 _ => {}

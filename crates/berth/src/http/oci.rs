@@ -5,7 +5,7 @@
 
 use super::auth::{Credentials, credentials, form_pairs};
 use crate::app::{App, AppState};
-use crate::auth::policy::{self, Action, Resource};
+use crate::auth::policy::{self, Action, Scope};
 use crate::domain::{blobs, manifests, uploads};
 use crate::error::Error;
 use crate::meta::Audit;
@@ -56,7 +56,9 @@ fn render(app: &App, e: Error, ctx: &ErrCtx) -> Response {
         Error::BadCredentials => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials".into()),
         Error::Denied => (StatusCode::FORBIDDEN, "DENIED", e.to_string()),
         Error::NotFound(m) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN", m.clone()),
-        Error::Conflict(m) | Error::Invalid(m) | Error::Precondition(m) | Error::Unprocessable(m) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", m.clone()),
+        Error::Conflict(m) | Error::Invalid(m) | Error::Precondition(m) | Error::Unprocessable(m) => {
+            (StatusCode::BAD_REQUEST, "UNSUPPORTED", m.clone())
+        }
         Error::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m.clone()),
         Error::Internal(detail) => {
             tracing::error!("{detail}");
@@ -168,7 +170,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
         Route::Catalog => {
             let ok = match &creds {
                 Credentials::Token(c) => c.grants("registry", "catalog", "*"),
-                Credentials::Principal(p) => policy::allows(p, Resource::Catalog, Action::Pull),
+                Credentials::Principal(p) => policy::allows(p, Scope::System, "catalog", "read"),
                 Credentials::None => false,
             };
             if !ok {

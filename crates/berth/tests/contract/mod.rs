@@ -110,9 +110,9 @@ pub enum Additional {
 impl Operation {
     /// A parameter by location and name (header names compare case-insensitively).
     pub fn parameter(&self, location: &str, name: &str) -> Option<&Parameter> {
-        self.parameters.iter().find(|p| {
-            p.location == location && if location == "header" { p.name.eq_ignore_ascii_case(name) } else { p.name == name }
-        })
+        self.parameters
+            .iter()
+            .find(|p| p.location == location && if location == "header" { p.name.eq_ignore_ascii_case(name) } else { p.name == name })
     }
 
     pub fn response(&self, status: u16) -> Option<&Response> {

@@ -15,11 +15,11 @@ pub mod users;
 use crate::app::{App, AppState};
 use crate::auth::policy::Principal;
 use crate::error::Error;
+use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use serde_json::json;
 
 /// Every `/api/v2.0` route.
@@ -166,9 +166,8 @@ pub fn paged<T: serde::Serialize>(items: &T, total: i64, paging: Paging, uri: &a
     h.insert("x-total-count", HeaderValue::from(total));
     let last_page = (total.max(0) as u64).div_ceil(paging.size).max(1);
     let link_to = |page: u64| {
-        let mut pairs: Vec<(String, String)> = super::auth::form_pairs(uri.query().unwrap_or(""))
-            .filter(|(k, _)| k != "page" && k != "page_size")
-            .collect();
+        let mut pairs: Vec<(String, String)> =
+            super::auth::form_pairs(uri.query().unwrap_or("")).filter(|(k, _)| k != "page" && k != "page_size").collect();
         pairs.push(("page".into(), page.to_string()));
         pairs.push(("page_size".into(), paging.size.to_string()));
         let q = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();

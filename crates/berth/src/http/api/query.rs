@@ -26,7 +26,9 @@ impl Filter {
         let Some(q) = q.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(Filter::default()) };
         let mut out = Vec::new();
         for clause in split_top(q) {
-            let (k, v) = clause.split_once('=').ok_or_else(|| ApiError::bad_request(format!("invalid query clause {clause:?}: expected key=value")))?;
+            let (k, v) = clause
+                .split_once('=')
+                .ok_or_else(|| ApiError::bad_request(format!("invalid query clause {clause:?}: expected key=value")))?;
             let key = k.trim();
             if !allowed.contains(&key) {
                 return Err(ApiError::bad_request(format!("unsupported query key {key:?}; supported: {}", allowed.join(", "))));
@@ -108,7 +110,11 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        let f = Filter::parse(Some(r#"name=~ab,public=true,creation_time=[2020-01-01 00:00:00~],id={1 2 3},tags=(a b),x="q,r""#), &["name", "public", "creation_time", "id", "tags", "x"]).unwrap();
+        let f = Filter::parse(
+            Some(r#"name=~ab,public=true,creation_time=[2020-01-01 00:00:00~],id={1 2 3},tags=(a b),x="q,r""#),
+            &["name", "public", "creation_time", "id", "tags", "x"],
+        )
+        .unwrap();
         assert_eq!(f.get("name"), Some(&Cond::Fuzzy("ab".into())));
         assert_eq!(f.get("public"), Some(&Cond::Exact("true".into())));
         assert_eq!(f.get("creation_time"), Some(&Cond::Range(Some("2020-01-01 00:00:00".into()), None)));
@@ -117,7 +123,10 @@ mod tests {
         assert_eq!(f.get("x"), Some(&Cond::Exact("q,r".into())));
         assert!(Filter::parse(Some("nope=1"), &["name"]).is_err());
         assert!(Filter::parse(Some("name"), &["name"]).is_err());
-        assert_eq!(parse_sort(Some("name,-creation_time"), &["name", "creation_time"]).unwrap(), vec![("name".into(), false), ("creation_time".into(), true)]);
+        assert_eq!(
+            parse_sort(Some("name,-creation_time"), &["name", "creation_time"]).unwrap(),
+            vec![("name".into(), false), ("creation_time".into(), true)]
+        );
         assert!(parse_sort(Some("password"), &["name"]).is_err());
     }
 }

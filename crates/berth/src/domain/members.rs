@@ -1,0 +1,1 @@
+//! Project members and their roles (filled in by the projects change).

@@ -1,0 +1,1 @@
+//! Users: accounts, passwords, system-admin flag (filled in by the users change).

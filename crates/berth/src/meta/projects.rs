@@ -1,0 +1,1 @@
+//! Projects, project metadata and members: rows and queries (filled in by the projects change).

@@ -1,0 +1,1 @@
+//! Users: rows and queries (filled in by the users change).
