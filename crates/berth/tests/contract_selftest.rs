@@ -43,8 +43,8 @@ fn assert_single_error(errors: &[String], expected: &str) {
 fn contract_has_the_pinned_harbor_counts() {
     let c = contract::contract();
     assert_eq!(c.base_path, "/api/v2.0");
-    assert_eq!(c.source.commit, "c50c7ddd6ea4e335a480b49c618281882ab7eec9");
-    assert_eq!(c.source.sha256, "dea3b3f6cfc225acb569019904218f30032a6fdf4331c86e372bc53198fab840");
+    assert_eq!(c.source["commit"], "c50c7ddd6ea4e335a480b49c618281882ab7eec9");
+    assert_eq!(c.source["sha256"], "dea3b3f6cfc225acb569019904218f30032a6fdf4331c86e372bc53198fab840");
     assert_eq!(operations().len(), 203);
     assert_eq!(operations().iter().map(|o| o.path.as_str()).collect::<BTreeSet<_>>().len(), 135);
     assert_eq!(c.definitions.len(), 153);

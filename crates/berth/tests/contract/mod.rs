@@ -1,10 +1,8 @@
-//! Harbor API v2.0 contract for integration tests: loads `tests/data/harbor-contract.json`
-//! (facts extracted from Harbor's swagger.yaml by `scripts/extract-harbor-contract`), looks up
-//! operations, and validates JSON bodies the way a Harbor client would read them: declared types,
-//! `date-time` formats, `required` fields, enums, and no fields that Harbor does not declare.
-//!
-//! Include it with `mod contract;`. Paths are swagger templates without the `/api/v2.0` prefix
-//! (the prefix is also accepted), e.g. `operation("GET", "/projects/{project_name_or_id}")`.
+//! Harbor API v2.0 contract for integration tests (`mod contract;`): loads `tests/data/harbor-contract.json`
+//! (facts extracted from Harbor's swagger.yaml by `scripts/extract-harbor-contract`), looks up operations,
+//! and validates JSON bodies the way a Harbor client reads them: declared types, `date-time` formats,
+//! `required` fields, enums, and no fields that Harbor does not declare. Paths are swagger templates
+//! without the `/api/v2.0` prefix (also accepted), e.g. `operation("GET", "/projects/{project_name_or_id}")`.
 
 #![allow(dead_code)]
 
@@ -16,17 +14,10 @@ use std::sync::OnceLock;
 #[derive(Debug, Deserialize)]
 pub struct Contract {
     pub base_path: String,
-    pub source: Source,
+    /// file, commit, sha256 and license of the swagger file the contract was extracted from.
+    pub source: BTreeMap<String, String>,
     pub operations: Vec<Operation>,
     pub definitions: BTreeMap<String, Schema>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Source {
-    pub file: String,
-    pub commit: String,
-    pub sha256: String,
-    pub license: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,9 +201,9 @@ pub fn validate<'a>(schema: impl Into<SchemaRef<'a>>, value: &Value) -> Result<(
         }
         SchemaRef::Schema(s) => s,
     };
-    let mut v = Validator { errors: Vec::new() };
-    v.check(root, value, "$".into(), false, "the inline schema");
-    if v.errors.is_empty() { Ok(()) } else { Err(v.errors) }
+    let mut errors = Vec::new();
+    check(&mut errors, root, value, "$".into(), false, "the inline schema");
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// Validates a response body against the schema the contract declares for `status`.
@@ -230,120 +221,114 @@ pub fn validate_response(method: &str, path_template: &str, status: u16, body: &
     }
 }
 
-struct Validator {
-    errors: Vec<String>,
+/// `ctx` names the definition being checked, for messages about undeclared fields.
+fn check(errors: &mut Vec<String>, schema: &Schema, value: &Value, path: String, null_ok: bool, ctx: &str) {
+    if value.is_null() {
+        if !null_ok {
+            let expected = schema.reference.as_deref().or(schema.ty.as_deref()).unwrap_or("a value");
+            errors.push(format!("{path}: expected {expected}, got null"));
+        }
+        return;
+    }
+    if let Some(name) = &schema.reference {
+        match contract().definitions.get(name) {
+            Some(def) => check(errors, def, value, path, true, name),
+            None => errors.push(format!("{path}: the contract has no definition {name:?}")),
+        }
+        return;
+    }
+    let ty = schema.ty.as_deref().or(if schema.properties.is_some() || !schema.all_of.is_empty() { Some("object") } else { None });
+    let type_ok = match ty {
+        None | Some("file") => true,
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some("array") => value.is_array(),
+        Some("object") => value.is_object(),
+        Some(other) => {
+            errors.push(format!("{path}: the contract uses unknown type {other:?}"));
+            return;
+        }
+    };
+    if !type_ok {
+        errors.push(format!("{path}: expected {}, got {}", ty.unwrap_or_default(), kind(value)));
+        return;
+    }
+    if let Some(values) = &schema.values
+        && !values.contains(value)
+    {
+        errors.push(format!("{path}: {value} is not one of {}", Value::Array(values.clone())));
+    }
+    match value {
+        Value::String(s) if schema.format.as_deref() == Some("date-time") && !is_rfc3339(s) => {
+            errors.push(format!("{path}: {s:?} is not an RFC 3339 date-time"));
+        }
+        Value::Number(n) if ty == Some("integer") => {
+            let fits = match schema.format.as_deref() {
+                Some("int8") => n.as_i64().is_some_and(|i| i8::try_from(i).is_ok()),
+                Some("int32") => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                Some("int64" | "int") => n.is_i64(),
+                Some("uint64") => n.is_u64(),
+                _ => true,
+            };
+            if !fits {
+                errors.push(format!("{path}: {n} does not fit format {}", schema.format.as_deref().unwrap_or_default()));
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = &schema.items {
+                let item_null_ok = item_schema.explicit_nullable().unwrap_or(false);
+                for (i, item) in items.iter().enumerate() {
+                    check(errors, item_schema, item, format!("{path}[{i}]"), item_null_ok, ctx);
+                }
+            }
+        }
+        Value::Object(map) => check_object(errors, schema, map, &path, ctx),
+        _ => {}
+    }
 }
 
-impl Validator {
-    /// `ctx` names the definition being checked, for messages about undeclared fields.
-    fn check(&mut self, schema: &Schema, value: &Value, path: String, null_ok: bool, ctx: &str) {
-        if value.is_null() {
-            if !null_ok {
-                let expected = schema.reference.as_deref().or(schema.ty.as_deref()).unwrap_or("a value");
-                self.errors.push(format!("{path}: expected {expected}, got null"));
-            }
-            return;
-        }
-        if let Some(name) = &schema.reference {
-            match contract().definitions.get(name) {
-                Some(def) => self.check(def, value, path, true, name),
-                None => self.errors.push(format!("{path}: the contract has no definition {name:?}")),
-            }
-            return;
-        }
-        let ty = schema.ty.as_deref().or(if schema.properties.is_some() || !schema.all_of.is_empty() { Some("object") } else { None });
-        let type_ok = match ty {
-            None | Some("file") => true,
-            Some("string") => value.is_string(),
-            Some("integer") => value.is_i64() || value.is_u64(),
-            Some("number") => value.is_number(),
-            Some("boolean") => value.is_boolean(),
-            Some("array") => value.is_array(),
-            Some("object") => value.is_object(),
-            Some(other) => {
-                self.errors.push(format!("{path}: the contract uses unknown type {other:?}"));
-                return;
-            }
-        };
-        if !type_ok {
-            self.errors.push(format!("{path}: expected {}, got {}", ty.unwrap_or_default(), kind(value)));
-            return;
-        }
-        if let Some(values) = &schema.values
-            && !values.contains(value)
-        {
-            self.errors.push(format!("{path}: {value} is not one of {}", Value::Array(values.clone())));
-        }
-        match value {
-            Value::String(s) if schema.format.as_deref() == Some("date-time") && !is_rfc3339(s) => {
-                self.errors.push(format!("{path}: {s:?} is not an RFC 3339 date-time"));
-            }
-            Value::Number(n) if ty == Some("integer") => {
-                let fits = match schema.format.as_deref() {
-                    Some("int8") => n.as_i64().is_some_and(|i| i8::try_from(i).is_ok()),
-                    Some("int32") => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
-                    Some("int64" | "int") => n.is_i64(),
-                    Some("uint64") => n.is_u64(),
-                    _ => true,
-                };
-                if !fits {
-                    self.errors.push(format!("{path}: {n} does not fit format {}", schema.format.as_deref().unwrap_or_default()));
-                }
-            }
-            Value::Array(items) => {
-                if let Some(item_schema) = &schema.items {
-                    let item_null_ok = item_schema.explicit_nullable().unwrap_or(false);
-                    for (i, item) in items.iter().enumerate() {
-                        self.check(item_schema, item, format!("{path}[{i}]"), item_null_ok, ctx);
-                    }
-                }
-            }
-            Value::Object(map) => self.check_object(schema, map, &path, ctx),
-            _ => {}
+fn check_object(errors: &mut Vec<String>, schema: &Schema, map: &serde_json::Map<String, Value>, path: &str, ctx: &str) {
+    let mut shape = Shape::default();
+    collect(schema, &mut shape);
+    for name in &shape.required {
+        if !map.contains_key(*name) {
+            errors.push(format!("{}: required property missing", child(path, name)));
         }
     }
-
-    fn check_object(&mut self, schema: &Schema, map: &serde_json::Map<String, Value>, path: &str, ctx: &str) {
-        let mut shape = Shape::default();
-        self.collect(schema, &mut shape);
-        for name in &shape.required {
-            if !map.contains_key(*name) {
-                self.errors.push(format!("{}: required property missing", child(path, name)));
-            }
+    for (key, item) in map {
+        let item_path = child(path, key);
+        if let Some(prop) = shape.properties.get(key.as_str()) {
+            check(errors, prop, item, item_path, prop.property_nullable(), ctx);
+            continue;
         }
-        for (key, item) in map {
-            let item_path = child(path, key);
-            if let Some(prop) = shape.properties.get(key.as_str()) {
-                self.check(prop, item, item_path, prop.property_nullable(), ctx);
-                continue;
-            }
-            match shape.additional {
-                Some(Additional::Schema(s)) => self.check(s, item, item_path, s.property_nullable(), ctx),
-                Some(Additional::Allowed(true)) => {}
-                None if shape.properties.is_empty() => {} // free-form object
-                _ => self.errors.push(format!("{item_path}: property not declared in {ctx}")),
-            }
+        match shape.additional {
+            Some(Additional::Schema(s)) => check(errors, s, item, item_path, s.property_nullable(), ctx),
+            Some(Additional::Allowed(true)) => {}
+            None if shape.properties.is_empty() => {} // free-form object
+            _ => errors.push(format!("{item_path}: property not declared in {ctx}")),
         }
     }
+}
 
-    /// Merges the object facts of `schema` and its `allOf` parts (following `$ref`s).
-    fn collect<'s>(&mut self, schema: &'s Schema, shape: &mut Shape<'s>) {
-        if let Some(name) = &schema.reference {
-            if let Some(def) = contract().definitions.get(name) {
-                self.collect(def, shape);
-            }
-            return;
+/// Merges the object facts of `schema` and its `allOf` parts (following `$ref`s).
+fn collect<'s>(schema: &'s Schema, shape: &mut Shape<'s>) {
+    if let Some(name) = &schema.reference {
+        if let Some(def) = contract().definitions.get(name) {
+            collect(def, shape);
         }
-        for (name, prop) in schema.properties.iter().flatten() {
-            shape.properties.insert(name, prop);
-        }
-        shape.required.extend(schema.required.iter().map(String::as_str));
-        if schema.additional.is_some() {
-            shape.additional = schema.additional.as_ref();
-        }
-        for part in &schema.all_of {
-            self.collect(part, shape);
-        }
+        return;
+    }
+    for (name, prop) in schema.properties.iter().flatten() {
+        shape.properties.insert(name, prop);
+    }
+    shape.required.extend(schema.required.iter().map(String::as_str));
+    if schema.additional.is_some() {
+        shape.additional = schema.additional.as_ref();
+    }
+    for part in &schema.all_of {
+        collect(part, shape);
     }
 }
 
