@@ -12,23 +12,53 @@ use crate::meta::accounts_role as role;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     Anonymous,
-    User { id: i64, name: String, sysadmin: bool },
+    User {
+        id: i64,
+        name: String,
+        sysadmin: bool,
+    },
+    /// A user acting through a personal access token, within its limits.
+    Token {
+        id: i64,
+        name: String,
+        sysadmin: bool,
+        limits: std::sync::Arc<TokenLimits>,
+    },
+}
+
+/// What a personal access token is limited to (None: no limit beyond the user's own rights).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenLimits {
+    pub token_id: i64,
+    pub projects: Option<Vec<String>>,
+    pub actions: Option<Vec<String>>,
 }
 
 impl Principal {
     pub fn name(&self) -> &str {
         match self {
             Principal::Anonymous => "anonymous",
-            Principal::User { name, .. } => name,
+            Principal::User { name, .. } | Principal::Token { name, .. } => name,
         }
     }
+    /// A system admin, with nothing limiting it (a limited token of an admin is not).
     pub fn is_sysadmin(&self) -> bool {
-        matches!(self, Principal::User { sysadmin: true, .. })
+        match self {
+            Principal::User { sysadmin, .. } => *sysadmin,
+            Principal::Token { sysadmin, limits, .. } => *sysadmin && limits.projects.is_none() && limits.actions.is_none(),
+            Principal::Anonymous => false,
+        }
     }
     pub fn user_id(&self) -> Option<i64> {
         match self {
-            Principal::User { id, .. } => Some(*id),
+            Principal::User { id, .. } | Principal::Token { id, .. } => Some(*id),
             Principal::Anonymous => None,
+        }
+    }
+    pub fn token_limits(&self) -> Option<&TokenLimits> {
+        match self {
+            Principal::Token { limits, .. } => Some(limits),
+            _ => None,
         }
     }
 }
@@ -63,6 +93,7 @@ impl Action {
 /// What the caller's access to a project depends on.
 #[derive(Clone, Debug, Default)]
 pub struct ProjectFacts {
+    pub name: String,
     pub public: bool,
     /// The principal's roles in the project (Harbor role ids); a user's roles are a union.
     pub roles: Vec<i64>,
@@ -179,6 +210,21 @@ pub fn allows(principal: &Principal, scope: Scope<'_>, resource: &str, action: &
     if principal.is_sysadmin() {
         return true;
     }
+    if let Principal::Token { sysadmin, limits, .. } = principal {
+        if limits.actions.as_ref().is_some_and(|a| !a.iter().any(|x| x == action)) {
+            return false;
+        }
+        if let Scope::Project(Some(p)) = scope {
+            if limits.projects.as_ref().is_some_and(|names| !names.iter().any(|n| *n == p.name)) {
+                return false;
+            }
+            if *sysadmin {
+                return true;
+            }
+        } else if *sysadmin && limits.projects.is_none() {
+            return true;
+        }
+    }
     match scope {
         Scope::System => false,
         Scope::Project(None) => false,
@@ -214,19 +260,19 @@ mod tests {
 
     #[test]
     fn roles_and_public_projects() {
-        let private = ProjectFacts { public: false, roles: vec![] };
-        let public = ProjectFacts { public: true, roles: vec![] };
+        let private = ProjectFacts { public: false, roles: vec![], ..Default::default() };
+        let public = ProjectFacts { public: true, roles: vec![], ..Default::default() };
         let repo = |p: &Principal, f: &ProjectFacts, a: &str| allows(p, Scope::Project(Some(f)), "repository", a);
         assert!(!repo(&Principal::Anonymous, &private, "pull"));
         assert!(repo(&Principal::Anonymous, &public, "pull"));
         assert!(!repo(&Principal::Anonymous, &public, "push"));
         assert!(!repo(&user(), &public, "push"));
-        let dev = ProjectFacts { public: false, roles: vec![role::DEVELOPER] };
+        let dev = ProjectFacts { public: false, roles: vec![role::DEVELOPER], ..Default::default() };
         assert!(repo(&user(), &dev, "push"));
         assert!(!repo(&user(), &dev, "delete"));
-        let union = ProjectFacts { public: false, roles: vec![role::GUEST, role::MAINTAINER] };
+        let union = ProjectFacts { public: false, roles: vec![role::GUEST, role::MAINTAINER], ..Default::default() };
         assert!(repo(&user(), &union, "delete"));
-        let limited = ProjectFacts { public: false, roles: vec![role::LIMITED_GUEST] };
+        let limited = ProjectFacts { public: false, roles: vec![role::LIMITED_GUEST], ..Default::default() };
         assert!(repo(&user(), &limited, "pull"));
         assert!(!repo(&user(), &limited, "push"));
         assert!(!allows(&user(), Scope::Project(Some(&limited)), "member", "list"));
@@ -236,6 +282,26 @@ mod tests {
         let admin = Principal::User { id: 1, name: "admin".into(), sysadmin: true };
         assert!(allows(&admin, Scope::System, "catalog", "read"));
         assert!(allows(&admin, Scope::Project(None), "repository", "push"));
-        assert_eq!(project_permissions(&ProjectFacts { public: false, roles: vec![role::GUEST] }).len(), 20);
+        let limited_token = |projects: Option<Vec<String>>, actions: Option<Vec<String>>, sysadmin: bool| Principal::Token {
+            id: 3,
+            name: "t".into(),
+            sysadmin,
+            limits: std::sync::Arc::new(TokenLimits { token_id: 1, projects, actions }),
+        };
+        let team = ProjectFacts { name: "team".into(), public: false, roles: vec![role::DEVELOPER] };
+        let other = ProjectFacts { name: "other".into(), public: false, roles: vec![role::DEVELOPER] };
+        let pull_only = limited_token(None, Some(vec!["pull".into()]), false);
+        assert!(allows(&pull_only, Scope::Project(Some(&team)), "repository", "pull"));
+        assert!(!allows(&pull_only, Scope::Project(Some(&team)), "repository", "push"));
+        let team_only = limited_token(Some(vec!["team".into()]), None, true);
+        assert!(!team_only.is_sysadmin());
+        assert!(
+            allows(&team_only, Scope::Project(Some(&team)), "repository", "delete"),
+            "an admin's token acts as admin inside its projects"
+        );
+        assert!(!allows(&team_only, Scope::Project(Some(&other)), "repository", "pull"));
+        assert!(!allows(&team_only, Scope::System, "catalog", "read"));
+        assert!(limited_token(None, None, true).is_sysadmin());
+        assert_eq!(project_permissions(&ProjectFacts { public: false, roles: vec![role::GUEST], ..Default::default() }).len(), 20);
     }
 }

@@ -6,5 +6,6 @@ pub mod blobs;
 pub mod manifests;
 pub mod members;
 pub mod projects;
+pub mod tokens;
 pub mod uploads;
 pub mod users;

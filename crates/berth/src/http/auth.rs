@@ -33,10 +33,17 @@ pub async fn credentials(app: &App, headers: &HeaderMap) -> Result<Credentials> 
         return app.auth.tokens.verify(t.trim()).map(Credentials::Token).ok_or(Error::BadCredentials);
     }
     let (user, password) = basic_pair(value).ok_or(Error::BadCredentials)?;
-    match app.auth.verify_password(&app.meta, &user, &password).await? {
-        Some(p) => Ok(Credentials::Principal(p)),
-        None => Err(Error::BadCredentials),
-    }
+    verify_basic(app, &user, &password).await.map(Credentials::Principal)
+}
+
+/// Checks a username with a password or a personal access token.
+async fn verify_basic(app: &App, user: &str, password: &str) -> Result<Principal> {
+    let found = if password.starts_with(crate::domain::tokens::PREFIX) {
+        crate::domain::tokens::verify(app, user, password).await?
+    } else {
+        app.auth.verify_password(&app.meta, user, password).await?
+    };
+    found.ok_or(Error::BadCredentials)
 }
 
 /// Principal from Basic credentials only (the token service).
@@ -45,7 +52,7 @@ async fn basic_principal(app: &App, headers: &HeaderMap) -> Result<Principal> {
         None => Ok(Principal::Anonymous),
         Some(v) => {
             let (user, password) = basic_pair(v).ok_or(Error::BadCredentials)?;
-            app.auth.verify_password(&app.meta, &user, &password).await?.ok_or(Error::BadCredentials)
+            verify_basic(app, &user, &password).await
         }
     }
 }

@@ -16,6 +16,8 @@ pub fn router(app: AppState) -> Router {
         .route("/service/token", get(auth::token))
         .route("/api/version", get(|| async { axum::Json(serde_json::json!({"version": "v2.0"})) }))
         .nest("/api/v2.0", api::router())
+        .merge(api::berth::routes())
+        .merge(api::tokens::routes())
         .route("/v2", axum::routing::any(oci::handle))
         .route("/v2/", axum::routing::any(oci::handle))
         .route("/v2/{*rest}", axum::routing::any(oci::handle))

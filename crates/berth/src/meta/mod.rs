@@ -13,11 +13,20 @@
 
 mod accounts;
 mod content;
+mod projects;
+mod tokens;
 mod uploads;
+mod users;
 
 pub use accounts::{ProjectRow, UserRow, role as accounts_role};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
+pub use projects::{
+    AllowlistRow, CreateProject, DeleteProject, MemberRow, NewProject, ProjectCond, ProjectDetail, ProjectIntCol, ProjectSort,
+    ProjectUpdate,
+};
+pub use tokens::{AccessTokenRow, NewAccessToken};
 pub use uploads::UploadRow;
+pub use users::{NewUserRow, TextMatch, UserColumn, UserListQuery, UserOrder, UserProfileRow};
 
 use crate::error::Result;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

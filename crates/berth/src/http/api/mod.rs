@@ -6,10 +6,12 @@
 //! languages, and name-or-id path parameters. Every decision about who may do
 //! what goes through `auth::policy::allows`.
 
+pub mod berth;
 pub mod members;
 pub mod projects;
 pub mod query;
 pub mod system;
+pub mod tokens;
 pub mod users;
 
 use crate::app::{App, AppState};
