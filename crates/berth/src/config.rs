@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// Seconds to wait for requests in flight on shutdown [default: 30].
     #[arg(long, env = "BERTH_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
+    /// Prefix of robot account names [default: robot$].
+    #[arg(long, env = "BERTH_ROBOT_PREFIX")]
+    pub robot_prefix: Option<String>,
     /// Log filter, in RUST_LOG syntax [default: info].
     #[arg(long, env = "BERTH_LOG")]
     pub log: Option<String>,
@@ -101,6 +104,7 @@ struct FileConfig {
     upload_expiry: Option<u64>,
     admin_password: Option<String>,
     shutdown_grace: Option<u64>,
+    robot_prefix: Option<String>,
     log: Option<String>,
 }
 
@@ -124,6 +128,7 @@ pub struct Config {
     pub upload_expiry: u64,
     pub admin_password: Option<String>,
     pub shutdown_grace: u64,
+    pub robot_prefix: String,
     pub log: String,
 }
 
@@ -163,6 +168,7 @@ impl Config {
             upload_expiry: a.upload_expiry.or(file.upload_expiry).unwrap_or(86_400),
             admin_password: a.admin_password.or(file.admin_password),
             shutdown_grace: a.shutdown_grace.or(file.shutdown_grace).unwrap_or(30),
+            robot_prefix: a.robot_prefix.or(file.robot_prefix).unwrap_or_else(|| "robot$".into()),
             log: a.log.or(file.log).unwrap_or_else(|| "info".into()),
         })
     }

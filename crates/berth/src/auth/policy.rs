@@ -24,6 +24,23 @@ pub enum Principal {
         sysadmin: bool,
         limits: std::sync::Arc<TokenLimits>,
     },
+    /// A robot account with its access list (never a system admin).
+    Robot {
+        id: i64,
+        name: String,
+        project_level: bool,
+        grants: std::sync::Arc<Vec<RobotGrant>>,
+    },
+}
+
+/// One entry of a robot's access list: namespace `/` (system), `*` (every project) or a project name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RobotGrant {
+    pub kind: String,
+    pub namespace: String,
+    pub resource: String,
+    pub action: String,
+    pub allow: bool,
 }
 
 /// What a personal access token is limited to (None: no limit beyond the user's own rights).
@@ -38,7 +55,7 @@ impl Principal {
     pub fn name(&self) -> &str {
         match self {
             Principal::Anonymous => "anonymous",
-            Principal::User { name, .. } | Principal::Token { name, .. } => name,
+            Principal::User { name, .. } | Principal::Token { name, .. } | Principal::Robot { name, .. } => name,
         }
     }
     /// A system admin, with nothing limiting it (a limited token of an admin is not).
@@ -46,13 +63,14 @@ impl Principal {
         match self {
             Principal::User { sysadmin, .. } => *sysadmin,
             Principal::Token { sysadmin, limits, .. } => *sysadmin && limits.projects.is_none() && limits.actions.is_none(),
-            Principal::Anonymous => false,
+            Principal::Anonymous | Principal::Robot { .. } => false,
         }
     }
+    /// The user behind the call (robots are not users).
     pub fn user_id(&self) -> Option<i64> {
         match self {
             Principal::User { id, .. } | Principal::Token { id, .. } => Some(*id),
-            Principal::Anonymous => None,
+            Principal::Anonymous | Principal::Robot { .. } => None,
         }
     }
     pub fn token_limits(&self) -> Option<&TokenLimits> {
@@ -210,6 +228,9 @@ pub fn allows(principal: &Principal, scope: Scope<'_>, resource: &str, action: &
     if principal.is_sysadmin() {
         return true;
     }
+    if let Principal::Robot { grants, project_level, .. } = principal {
+        return robot_allows(grants, *project_level, scope, resource, action);
+    }
     if let Principal::Token { sysadmin, limits, .. } = principal {
         if limits.actions.as_ref().is_some_and(|a| !a.iter().any(|x| x == action)) {
             return false;
@@ -235,6 +256,30 @@ pub fn allows(principal: &Principal, scope: Scope<'_>, resource: &str, action: &
                 .any(|(res, act, roles, public)| *res == resource && *act == action && ((p.public && *public) || roles & held != 0))
         }
     }
+}
+
+fn robot_allows(grants: &[RobotGrant], project_level: bool, scope: Scope<'_>, resource: &str, action: &str) -> bool {
+    let (kind, public, project) = match scope {
+        Scope::System => ("system", false, None),
+        Scope::Project(None) => return false,
+        Scope::Project(Some(p)) => ("project", p.public, Some(p.name.as_str())),
+    };
+    let matches = |g: &RobotGrant, action: &str| {
+        g.kind == kind
+            && match project {
+                None => g.namespace == "/",
+                Some(name) => g.namespace == name || g.namespace == "*",
+            }
+            && g.resource == resource
+            && (g.action == action || g.action == "*")
+    };
+    if grants.iter().any(|g| !g.allow && matches(g, action)) {
+        return false;
+    }
+    let public_grant = public && PROJECT_MATRIX.iter().any(|(r, a, _, p)| *p && *r == resource && *a == action);
+    // For project robots, push implies pull.
+    let implied = project_level && resource == "repository" && action == "pull" && grants.iter().any(|g| g.allow && matches(g, "push"));
+    public_grant || implied || grants.iter().any(|g| g.allow && matches(g, action))
 }
 
 /// Every (resource, action) a set of roles holds in a project (for `/users/current/permissions`).
@@ -302,6 +347,42 @@ mod tests {
         assert!(!allows(&team_only, Scope::Project(Some(&other)), "repository", "pull"));
         assert!(!allows(&team_only, Scope::System, "catalog", "read"));
         assert!(limited_token(None, None, true).is_sysadmin());
+        let grant = |kind: &str, ns: &str, res: &str, act: &str, allow: bool| RobotGrant {
+            kind: kind.into(),
+            namespace: ns.into(),
+            resource: res.into(),
+            action: act.into(),
+            allow,
+        };
+        let robot = Principal::Robot {
+            id: 1,
+            name: "robot$team+ci".into(),
+            project_level: true,
+            grants: std::sync::Arc::new(vec![
+                grant("project", "team", "repository", "push", true),
+                grant("project", "team", "artifact", "delete", false),
+            ]),
+        };
+        assert!(allows(&robot, Scope::Project(Some(&team)), "repository", "push"));
+        assert!(allows(&robot, Scope::Project(Some(&team)), "repository", "pull"), "push implies pull for project robots");
+        assert!(!allows(&robot, Scope::Project(Some(&team)), "artifact", "delete"));
+        assert!(!allows(&robot, Scope::Project(Some(&other)), "repository", "pull"));
+        assert!(!allows(&robot, Scope::System, "catalog", "read"));
+        let fleet = Principal::Robot {
+            id: 2,
+            name: "robot$fleet".into(),
+            project_level: false,
+            grants: std::sync::Arc::new(vec![
+                grant("project", "*", "repository", "*", true),
+                grant("project", "other", "repository", "push", false),
+                grant("system", "/", "catalog", "read", true),
+            ]),
+        };
+        assert!(allows(&fleet, Scope::Project(Some(&team)), "repository", "push"));
+        assert!(allows(&fleet, Scope::Project(Some(&other)), "repository", "pull"));
+        assert!(!allows(&fleet, Scope::Project(Some(&other)), "repository", "push"), "deny wins");
+        assert!(allows(&fleet, Scope::System, "catalog", "read"));
+        assert!(!fleet.is_sysadmin() && fleet.user_id().is_none());
         assert_eq!(project_permissions(&ProjectFacts { public: false, roles: vec![role::GUEST], ..Default::default() }).len(), 20);
     }
 }

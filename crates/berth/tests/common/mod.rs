@@ -77,6 +77,7 @@ impl TestApp {
             upload_expiry: 86_400,
             admin_password: Some(ADMIN_PASSWORD.into()),
             shutdown_grace: 5,
+            robot_prefix: "robot$".into(),
             log: "warn".into(),
         };
         tweak(&mut config);
