@@ -236,7 +236,7 @@ pub fn allows(principal: &Principal, scope: Scope<'_>, resource: &str, action: &
             return false;
         }
         if let Scope::Project(Some(p)) = scope {
-            if limits.projects.as_ref().is_some_and(|names| !names.iter().any(|n| *n == p.name)) {
+            if limits.projects.as_ref().is_some_and(|names| !names.contains(&p.name)) {
                 return false;
             }
             if *sysadmin {

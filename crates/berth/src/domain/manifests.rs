@@ -32,6 +32,7 @@ pub async fn put(app: &App, repo: &RepoName, reference: &Reference, content_type
         Reference::Tag(_) => Digest::sha256_of(body),
     };
     let project = super::projects::for_push(app, repo.project()).await?;
+    super::projects::check_auto_create(app, &project, repo).await?;
     let blobs = m.blobs().map(|d| (d.digest.to_string(), d.size as i64)).collect();
     let children = m.manifests.iter().map(|d| (d.digest.to_string(), d.size as i64)).collect();
     let digest_s = digest.to_string();

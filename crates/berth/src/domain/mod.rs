@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod manifests;
 pub mod members;
 pub mod projects;
+pub mod robots;
 pub mod tokens;
 pub mod uploads;
 pub mod users;

@@ -349,7 +349,11 @@ pub async fn delete(app: &App, project: &ProjectRow, audit: Audit) -> Result<()>
     let audit =
         Audit { project_id: Some(project.id), resource: project.name.clone(), resource_type: "project", operation: "delete", ..audit };
     match app.meta.delete_project(project.id, &audit).await? {
-        DeleteProject::Deleted => Ok(()),
+        DeleteProject::Deleted => {
+            // The project's robots went with it: no cached credential may outlive them.
+            app.auth.forget_credentials();
+            Ok(())
+        }
         DeleteProject::Missing => Err(Error::NotFound(format!("project {} not found", project.name))),
         DeleteProject::HasRepositories(n) => Err(Error::Precondition(not_empty(project, n))),
     }

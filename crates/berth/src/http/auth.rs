@@ -38,7 +38,9 @@ pub async fn credentials(app: &App, headers: &HeaderMap) -> Result<Credentials> 
 
 /// Checks a username with a password or a personal access token.
 async fn verify_basic(app: &App, user: &str, password: &str) -> Result<Principal> {
-    let found = if password.starts_with(crate::domain::tokens::PREFIX) {
+    let found = if user.starts_with(&app.config.robot_prefix) {
+        crate::domain::robots::verify(app, user, password).await?
+    } else if password.starts_with(crate::domain::tokens::PREFIX) {
         crate::domain::tokens::verify(app, user, password).await?
     } else {
         app.auth.verify_password(&app.meta, user, password).await?

@@ -10,6 +10,7 @@ pub mod berth;
 pub mod members;
 pub mod projects;
 pub mod query;
+pub mod robots;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(users::routes())
         .merge(projects::routes())
         .merge(members::routes())
+        .merge(robots::routes())
         .fallback(not_implemented)
 }
 
