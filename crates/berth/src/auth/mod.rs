@@ -4,16 +4,24 @@
 //! Invariants: passwords are stored only as argon2 hashes; argon2 runs on the
 //! blocking pool with bounded concurrency; a verified Basic credential is cached
 //! under a keyed hash (never in clear) for a short time; no secret is logged.
+//!
+//! Failed logins are slowed down per user name: after `LoginThrottle::max_failures` wrong
+//! passwords within `window`, every attempt for that name is refused, without checking the
+//! password, for a cool-down that doubles with each consecutive lock-out up to
+//! `max_cooldown`. Each wrong password writes a `login_failed` audit row. The counters live
+//! in memory on each node (like the credential cache): with several nodes behind a load
+//! balancer each node counts on its own, so an attacker gets up to one allowance per node,
+//! while the audit rows, in the shared database, record every failure.
 
 pub mod policy;
 pub mod token;
 
 use crate::error::{Error, Result};
-use crate::meta::{Meta, UserRow};
+use crate::meta::{Audit, Meta, UserRow};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use policy::Principal;
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -21,6 +29,8 @@ use tokio::sync::Semaphore;
 /// How long a verified Basic credential is trusted without argon2.
 const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(60);
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
+/// How many user names the failed-login counters track at most.
+const FAILED_LOGINS_MAX: usize = 10_000;
 
 /// Authentication state shared by all requests.
 pub struct Auth {
@@ -28,6 +38,92 @@ pub struct Auth {
     cache_key: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
     argon: Semaphore,
+    /// Failed Basic logins per user name, on this node only.
+    failed_logins: Mutex<FailedLogins>,
+}
+
+/// How repeated failed logins for one user name are slowed down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginThrottle {
+    /// Wrong passwords within `window` that start a lock-out.
+    pub max_failures: usize,
+    pub window: Duration,
+    /// The first lock-out; each consecutive one doubles it.
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+impl Default for LoginThrottle {
+    /// 5 failures within 5 minutes lock the name for 30 s, then 1, 2, 4 and at most 5 minutes.
+    fn default() -> LoginThrottle {
+        LoginThrottle {
+            max_failures: 5,
+            window: Duration::from_secs(300),
+            cooldown: Duration::from_secs(30),
+            max_cooldown: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Default)]
+struct FailedLogins {
+    policy: LoginThrottle,
+    /// Keyed by a keyed hash of the user name: the memory per entry is bounded whatever the name.
+    by_name: HashMap<[u8; 32], Failures>,
+}
+
+/// Whether an entry no longer matters: not locked and quiet for longer than any cool-down.
+fn stale(policy: &LoginThrottle, f: &Failures, now: Instant) -> bool {
+    f.locked_until.is_none_or(|until| until <= now) && now.duration_since(f.last_failure) > policy.window + policy.max_cooldown
+}
+
+struct Failures {
+    /// Wrong passwords inside the window, oldest first.
+    recent: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+    /// Consecutive lock-outs so far: the next one lasts `cooldown * 2^lockouts`.
+    lockouts: u32,
+    last_failure: Instant,
+}
+
+impl FailedLogins {
+    fn locked(&self, key: &[u8; 32], now: Instant) -> bool {
+        self.by_name.get(key).and_then(|f| f.locked_until).is_some_and(|until| now < until)
+    }
+
+    /// Counts a wrong password; returns the cool-down when this failure starts a lock-out.
+    fn note_failure(&mut self, key: [u8; 32], now: Instant) -> Option<Duration> {
+        let policy = self.policy;
+        if !self.by_name.contains_key(&key) && self.by_name.len() >= FAILED_LOGINS_MAX {
+            self.by_name.retain(|_, f| !stale(&policy, f, now));
+            if self.by_name.len() >= FAILED_LOGINS_MAX {
+                // Full of live entries: names already tracked stay tracked; argon2 still paces the rest.
+                return None;
+            }
+        }
+        if self.by_name.get(&key).is_some_and(|f| stale(&policy, f, now)) {
+            self.by_name.remove(&key);
+        }
+        let f = self.by_name.entry(key).or_insert_with(|| Failures {
+            recent: VecDeque::new(),
+            locked_until: None,
+            lockouts: 0,
+            last_failure: now,
+        });
+        f.last_failure = now;
+        while f.recent.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
+            f.recent.pop_front();
+        }
+        f.recent.push_back(now);
+        if f.recent.len() < policy.max_failures.max(1) {
+            return None;
+        }
+        let cooldown = policy.cooldown.saturating_mul(1u32.checked_shl(f.lockouts).unwrap_or(u32::MAX)).min(policy.max_cooldown);
+        f.recent.clear();
+        f.locked_until = Some(now + cooldown);
+        f.lockouts = f.lockouts.saturating_add(1);
+        Some(cooldown)
+    }
 }
 
 /// Hashes a password with argon2id and a random salt.
@@ -56,7 +152,40 @@ impl Auth {
         let mut cache_key = [0u8; 32];
         getrandom::fill(&mut cache_key).map_err(Error::internal)?;
         let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Ok(Auth { tokens, cache_key, cache: Mutex::new(HashMap::new()), argon: Semaphore::new(permits) })
+        Ok(Auth {
+            tokens,
+            cache_key,
+            cache: Mutex::new(HashMap::new()),
+            argon: Semaphore::new(permits),
+            failed_logins: Mutex::new(FailedLogins::default()),
+        })
+    }
+
+    /// Replaces how failed logins are slowed down (tests use short cool-downs).
+    pub fn set_login_throttle(&self, policy: LoginThrottle) {
+        self.failed_logins.lock().expect("failed-login lock").policy = policy;
+    }
+
+    fn name_slot(&self, username: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.cache_key);
+        h.update(b"failed-login");
+        h.update(username.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Counts a wrong password for `username` and records it in the audit log.
+    async fn login_failed(&self, meta: &Meta, username: &str, slot: [u8; 32]) {
+        let locked_for = self.failed_logins.lock().expect("failed-login lock").note_failure(slot, Instant::now());
+        let name: String = username.chars().take(255).collect();
+        if let Some(cooldown) = locked_for {
+            let secs = cooldown.as_secs_f64();
+            tracing::warn!(username = %name, cooldown_secs = secs, "repeated failed logins: refusing this user name for a while");
+        }
+        let a = Audit { operator: name.clone(), resource: name, resource_type: "user", operation: "login_failed", ..Default::default() };
+        if let Err(e) = meta.record(&a, false).await {
+            tracing::error!("cannot record a failed login: {e}");
+        }
     }
 
     fn cache_slot(&self, username: &str, password: &str) -> [u8; 32] {
@@ -68,23 +197,42 @@ impl Auth {
         h.finalize().into()
     }
 
-    /// Checks a username and password; `Ok(None)` when they are wrong.
+    /// Checks a username and password; `Ok(None)` when they are wrong, or when the name is
+    /// locked out after repeated failures (then the password is not even checked).
     pub async fn verify_password(&self, meta: &Meta, username: &str, password: &str) -> Result<Option<Principal>> {
+        let name_slot = self.name_slot(username);
+        let had_failures = {
+            let failed = self.failed_logins.lock().expect("failed-login lock");
+            if failed.locked(&name_slot, Instant::now()) {
+                return Ok(None);
+            }
+            failed.by_name.contains_key(&name_slot)
+        };
+        // A success forgets the name's failures and lock-out history.
+        let succeeded = || {
+            if had_failures {
+                self.failed_logins.lock().expect("failed-login lock").by_name.remove(&name_slot);
+            }
+        };
         let slot = self.cache_slot(username, password);
-        if let Some((p, at)) = self.cache.lock().expect("cache lock").get(&slot)
-            && at.elapsed() < CREDENTIAL_CACHE_TTL
-        {
-            return Ok(Some(p.clone()));
+        let cached =
+            self.cache.lock().expect("cache lock").get(&slot).filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL).map(|(p, _)| p.clone());
+        if let Some(p) = cached {
+            succeeded();
+            return Ok(Some(p));
         }
         let Some(user) = meta.user_by_name(username).await? else {
             // Spend the same work as a real check so that timing does not reveal which names exist.
             let _ = self.argon_verify(DUMMY_HASH.to_string(), password.to_owned()).await;
+            self.login_failed(meta, username, name_slot).await;
             return Ok(None);
         };
         let UserRow { id, username, password_hash, sysadmin } = user;
         if !self.argon_verify(password_hash, password.to_owned()).await? {
+            self.login_failed(meta, &username, name_slot).await;
             return Ok(None);
         }
+        succeeded();
         let principal = Principal::User { id, name: username, sysadmin };
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() >= CREDENTIAL_CACHE_MAX {
@@ -115,3 +263,48 @@ impl Auth {
 
 /// An argon2id hash of a random password, verified against when a user does not exist.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$6tPpSn3h0yS3TsFkKoqDtVRNJWAuVY1wE0ZDLs2ZOPM";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_logins_lock_out_with_doubling_cooldowns() {
+        let mut f = FailedLogins::default();
+        let (key, other) = ([1u8; 32], [2u8; 32]);
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        for i in 0..4 {
+            assert_eq!(f.note_failure(key, t0 + s(i)), None);
+        }
+        assert!(!f.locked(&key, t0 + s(4)));
+        assert_eq!(f.note_failure(key, t0 + s(4)), Some(s(30)));
+        assert!(f.locked(&key, t0 + s(33)));
+        assert!(!f.locked(&other, t0 + s(33)), "other names are not affected");
+        assert!(!f.locked(&key, t0 + s(35)));
+        // The next lock-out doubles, up to the cap.
+        let mut t = t0 + s(35);
+        let mut cooldowns = Vec::new();
+        for _ in 0..5 {
+            for _ in 0..4 {
+                assert_eq!(f.note_failure(key, t), None);
+            }
+            let c = f.note_failure(key, t).expect("locked");
+            cooldowns.push(c.as_secs());
+            t += c;
+        }
+        assert_eq!(cooldowns, [60, 120, 240, 300, 300]);
+        // Failures older than the window do not count.
+        let mut g = FailedLogins::default();
+        for i in 0..4 {
+            g.note_failure(key, t0 + s(i * 100));
+        }
+        assert_eq!(g.note_failure(key, t0 + s(400)), None);
+        // A long quiet period forgets the lock-out history.
+        let quiet = t + s(301 + 300);
+        for _ in 0..4 {
+            f.note_failure(key, quiet);
+        }
+        assert_eq!(f.note_failure(key, quiet), Some(s(30)));
+    }
+}

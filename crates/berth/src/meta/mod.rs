@@ -14,6 +14,7 @@
 mod accounts;
 mod content;
 mod projects;
+mod robots;
 mod tokens;
 mod uploads;
 mod users;
@@ -21,9 +22,10 @@ mod users;
 pub use accounts::{ProjectRow, UserRow, role as accounts_role};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
 pub use projects::{
-    AllowlistRow, CreateProject, DeleteProject, MemberRow, NewProject, ProjectCond, ProjectDetail, ProjectIntCol, ProjectSort,
-    ProjectUpdate,
+    AllowlistRow, CreateProject, DeleteProject, MemberRow, NewProject, ProjectAuditRow, ProjectCond, ProjectDetail, ProjectIntCol,
+    ProjectSort, ProjectUpdate,
 };
+pub use robots::{RobotAccess, RobotRow};
 pub use tokens::{AccessTokenRow, NewAccessToken};
 pub use uploads::UploadRow;
 pub use users::{NewUserRow, TextMatch, UserColumn, UserListQuery, UserOrder, UserProfileRow};

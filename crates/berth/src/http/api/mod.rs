@@ -163,6 +163,9 @@ impl Paging {
     }
 }
 
+/// Where Harbor's API is mounted.
+pub const API_PREFIX: &str = "/api/v2.0";
+
 /// A JSON list response with `X-Total-Count` and Harbor's `Link` header.
 pub fn paged<T: serde::Serialize>(items: &T, total: i64, paging: Paging, uri: &axum::http::Uri) -> Response {
     let mut r = axum::Json(items).into_response();
@@ -175,7 +178,9 @@ pub fn paged<T: serde::Serialize>(items: &T, total: i64, paging: Paging, uri: &a
         pairs.push(("page".into(), page.to_string()));
         pairs.push(("page_size".into(), paging.size.to_string()));
         let q = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-        format!("<{}?{q}>", uri.path())
+        // Handlers under the nested router see paths without the API prefix.
+        let path = uri.path();
+        if path.starts_with("/api/") { format!("<{path}?{q}>") } else { format!("<{API_PREFIX}{path}?{q}>") }
     };
     let mut links = Vec::new();
     if paging.page > 1 {
