@@ -191,40 +191,106 @@ where
 /// reads faster than filling the cache and leaves no cached copy behind.
 /// Once a chunk had to be read directly (`*cold` set), the rest of the blob is too:
 /// the probe's readahead would otherwise pace the whole response.
-fn read_chunk(f: &File, direct: &mut Option<File>, cold: &mut bool, path: &Path, at: u64, n: usize) -> std::io::Result<Bytes> {
-    let mut b = vec![0u8; n];
-    let mut got = 0;
-    while got < n && !*cold {
-        let mut iov = [std::io::IoSliceMut::new(&mut b[got..])];
-        match rustix::io::preadv2(f, &mut iov, at + got as u64, rustix::io::ReadWriteFlags::NOWAIT) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(k) => got += k,
-            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::INVAL => break,
-            Err(e) => return Err(e.into()),
+/// Size of a pooled read buffer: a direct chunk plus room to align it.
+const POOL_BUF: usize = DIRECT_CHUNK + 3 * ALIGN;
+/// Pooled buffers kept for reuse.
+const POOL_KEEP: usize = 8;
+
+/// Read buffers recycled across responses: reusing a few large buffers keeps the
+/// server's resident memory bounded, where fresh allocations from many threads
+/// would leave freed memory spread over the allocator's per-thread arenas.
+#[derive(Default)]
+pub struct BufPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufPool {
+    fn take(&self) -> Vec<u8> {
+        self.0.lock().expect("pool lock").pop().unwrap_or_else(|| vec![0u8; POOL_BUF])
+    }
+    fn give(&self, v: Vec<u8>) {
+        let mut free = self.0.lock().expect("pool lock");
+        if free.len() < POOL_KEEP && v.len() == POOL_BUF {
+            free.push(v);
         }
     }
-    if got == n {
-        return Ok(Bytes::from(b));
+}
+
+/// A slice of a pooled buffer; the buffer goes back to the pool when the last `Bytes` of it is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+    pool: std::sync::Arc<BufPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Reads `n` bytes at `at`: from the page cache when they are there (a
+/// non-blocking `preadv2`), else with `O_DIRECT`, which on this kind of storage
+/// reads faster than filling the cache and leaves no cached copy behind.
+/// Once a chunk had to be read directly (`*cold` set), the rest of the blob is too:
+/// the probe's readahead would otherwise pace the whole response.
+fn read_chunk(
+    pool: &std::sync::Arc<BufPool>,
+    f: &File,
+    direct: &mut Option<File>,
+    cold: &mut bool,
+    path: &Path,
+    at: u64,
+    n: usize,
+) -> std::io::Result<Bytes> {
+    let mut buf = pool.take();
+    let off = buf.as_ptr().align_offset(ALIGN);
+    let mut got = 0;
+    if !*cold {
+        while got < n {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf[off + got..off + n])];
+            match rustix::io::preadv2(f, &mut iov, at + got as u64, rustix::io::ReadWriteFlags::NOWAIT) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(k) => got += k,
+                Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::INVAL => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if got == n {
+            return Ok(Bytes::from_owner(Pooled { buf, start: off, len: n, pool: pool.clone() }));
+        }
     }
     // The rest is not cached: read the aligned range around it directly.
     *cold = true;
     let from = at + got as u64;
-    let lo = from / ALIGN as u64 * ALIGN as u64;
-    let hi = (at + n as u64).div_ceil(ALIGN as u64) * ALIGN as u64;
-    let span = (hi - lo) as usize;
     if direct.is_none() {
         *direct = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path).ok();
     }
     let Some(d) = direct.as_ref() else {
-        f.read_exact_at(&mut b[got..], from)?;
-        return Ok(Bytes::from(b));
+        f.read_exact_at(&mut buf[off + got..off + n], from)?;
+        return Ok(Bytes::from_owner(Pooled { buf, start: off, len: n, pool: pool.clone() }));
     };
-    let mut raw = vec![0u8; span + ALIGN];
-    let off = raw.as_ptr().align_offset(ALIGN);
+    let lo = from / ALIGN as u64 * ALIGN as u64;
+    let hi = (at + n as u64).div_ceil(ALIGN as u64) * ALIGN as u64;
+    let span = (hi - lo) as usize;
+    // Directly read bytes land in a second buffer when part of the chunk came from the cache.
+    let mut other = if got == 0 { None } else { Some(pool.take()) };
+    let (dst, dst_off) = match other.as_mut() {
+        Some(o) => {
+            let o_off = o.as_ptr().align_offset(ALIGN);
+            (o, o_off)
+        }
+        None => (&mut buf, off),
+    };
     let mut filled = 0;
     while filled < span {
         // A short read means the end of the file, inside the last aligned block.
-        let k = d.read_at(&mut raw[off + filled..off + span], lo + filled as u64)?;
+        let k = d.read_at(&mut dst[dst_off + filled..dst_off + span], lo + filled as u64)?;
         if k == 0 {
             break;
         }
@@ -235,16 +301,30 @@ fn read_chunk(f: &File, direct: &mut Option<File>, cold: &mut bool, path: &Path,
     if filled < skip + want {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    if got == 0 {
-        return Ok(Bytes::from(raw).slice(off + skip..off + skip + want));
+    match other {
+        None => Ok(Bytes::from_owner(Pooled { buf, start: off + skip, len: want, pool: pool.clone() })),
+        Some(o) => {
+            let o_off = o.as_ptr().align_offset(ALIGN);
+            buf[off + got..off + n].copy_from_slice(&o[o_off + skip..o_off + skip + want]);
+            pool.give(o);
+            Ok(Bytes::from_owner(Pooled { buf, start: off, len: n, pool: pool.clone() }))
+        }
     }
-    b[got..].copy_from_slice(&raw[off + skip..off + skip + want]);
-    Ok(Bytes::from(b))
+}
+
+/// Asks the kernel to read a blob written with `O_DIRECT` into the page cache in
+/// the background, so that the pull that usually follows a push finds it there.
+pub fn prefetch(path: PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        if let Ok(f) = File::open(&path) {
+            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+        }
+    });
 }
 
 /// Streams `len` bytes of `path` from `start`, read by one blocking task.
-pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+pub fn read(pool: std::sync::Arc<BufPool>, path: PathBuf, start: u64, len: u64) -> super::BlobStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     tokio::task::spawn_blocking(move || {
         let f = match File::open(&path) {
             Ok(f) => f,
@@ -259,7 +339,7 @@ pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
             // Chunks after the first end on chunk boundaries, so direct reads stay aligned.
             let size = if cold { DIRECT_CHUNK } else { READ_CHUNK };
             let n = ((end - at) as usize).min(size - (at % size as u64) as usize);
-            let chunk = read_chunk(&f, &mut direct, &mut cold, &path, at, n);
+            let chunk = read_chunk(&pool, &f, &mut direct, &mut cold, &path, at, n);
             let stop = chunk.is_err();
             at += n as u64;
             if tx.blocking_send(chunk).is_err() || stop {
@@ -295,7 +375,7 @@ mod tests {
         assert!(h.finish().verify(&data));
         // Ranges that start unaligned, cross read chunks, and end at the file's end.
         for (a, n) in [(100usize, 5000usize), (1_000_000, 1_500_000), (0, data.len()), (data.len() - 7, 7)] {
-            let mut s = read(path.clone(), a as u64, n as u64);
+            let mut s = read(Default::default(), path.clone(), a as u64, n as u64);
             let mut out = Vec::new();
             while let Some(c) = s.next().await {
                 out.extend_from_slice(&c.unwrap());

@@ -35,6 +35,8 @@ pub struct BlobStore {
     /// Root directory when the backend is the local filesystem (enables the read fast path).
     local: Option<PathBuf>,
     can_append: bool,
+    /// Read buffers of the local fast path, reused across responses.
+    pool: std::sync::Arc<local::BufPool>,
 }
 
 /// A readable blob body.
@@ -70,7 +72,7 @@ impl BlobStore {
     /// Wraps an operator (the memory backend serves unit tests).
     pub fn from_operator(op: Operator, local: Option<PathBuf>) -> BlobStore {
         let can_append = op.info().capability().write_can_append;
-        BlobStore { op, local, can_append }
+        BlobStore { op, local, can_append, pool: Default::default() }
     }
 
     fn blob_path(d: &Digest) -> String {
@@ -160,6 +162,9 @@ impl BlobStore {
         let cap = self.op.info().capability();
         if cap.rename {
             self.op.rename(&from, &to).await?;
+            if let Some(root) = &self.local {
+                local::prefetch(root.join(&to));
+            }
             return Ok(());
         }
         if cap.copy {
@@ -191,7 +196,7 @@ impl BlobStore {
     pub async fn read(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobStream> {
         let path = Self::blob_path(digest);
         if let Some(root) = &self.local {
-            return Ok(local::read(root.join(&path), start, len));
+            return Ok(local::read(self.pool.clone(), root.join(&path), start, len));
         }
         let s = self.op.reader_with(&path).chunk(READ_CHUNK).await?.into_bytes_stream(start..start + len).await?;
         Ok(Box::pin(s))
