@@ -33,16 +33,18 @@ struct AlignedBuf {
     raw: Vec<u8>,
     start: usize,
     len: usize,
+    pool: std::sync::Arc<BufPool>,
 }
 
 impl AlignedBuf {
-    fn new() -> AlignedBuf {
-        Self::with_capacity(FIRST)
+    fn new(pool: &std::sync::Arc<BufPool>) -> AlignedBuf {
+        Self::with_capacity(pool, FIRST)
     }
-    fn with_capacity(cap: usize) -> AlignedBuf {
-        let raw = vec![0u8; cap + ALIGN];
+    /// Small buffers are allocated; full-size ones come from (and go back to) the pool.
+    fn with_capacity(pool: &std::sync::Arc<BufPool>, cap: usize) -> AlignedBuf {
+        let raw = if cap >= BLOCK { pool.take() } else { vec![0u8; cap + ALIGN] };
         let start = raw.as_ptr().align_offset(ALIGN);
-        AlignedBuf { raw, start, len: 0 }
+        AlignedBuf { raw, start, len: 0, pool: pool.clone() }
     }
     fn capacity(&self) -> usize {
         self.raw.len() - ALIGN
@@ -52,7 +54,7 @@ impl AlignedBuf {
     }
     fn push(&mut self, b: &[u8]) {
         if self.len + b.len() > self.capacity() {
-            let mut bigger = Self::with_capacity((self.len + b.len()).next_power_of_two().clamp(FIRST, BLOCK));
+            let mut bigger = Self::with_capacity(&self.pool, (self.len + b.len()).next_power_of_two().clamp(FIRST, BLOCK));
             bigger.push(self.filled());
             *self = bigger;
         }
@@ -62,6 +64,12 @@ impl AlignedBuf {
     }
     fn filled(&self) -> &[u8] {
         &self.raw[self.start..self.start + self.len]
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.raw));
     }
 }
 
@@ -98,7 +106,13 @@ fn write_block(path: &Path, direct: &mut Option<File>, buf: &[u8], offset: u64) 
 type BlockWritten = (std::io::Result<()>, AlignedBuf, Option<File>);
 
 /// Appends `body` to the file at `path` from `offset`, hashing as it goes.
-pub async fn append<S, E>(path: PathBuf, offset: u64, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64, AppendError>
+pub async fn append<S, E>(
+    pool: &std::sync::Arc<BufPool>,
+    path: PathBuf,
+    offset: u64,
+    mut body: S,
+    mut hasher: Option<&mut Hasher>,
+) -> Result<u64, AppendError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -113,7 +127,7 @@ where
         .await
         .map_err(|e| AppendError::Store(Error::internal(e)))?
         .map_err(store)?;
-    let mut buf = AlignedBuf::new();
+    let mut buf = AlignedBuf::new(pool);
     let mut spare: Option<AlignedBuf> = None;
     let mut pending: Option<tokio::task::JoinHandle<BlockWritten>> = None;
     let mut direct: Option<File> = None;
@@ -151,7 +165,7 @@ where
                     }
                     spare = Some(done);
                 }
-                let mut full = std::mem::replace(&mut buf, spare.take().unwrap_or_else(AlignedBuf::new));
+                let mut full = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| AlignedBuf::new(pool)));
                 buf.len = 0;
                 let (p, at, mut f) = (path.clone(), pos, direct.take());
                 pos += full.len as u64;
@@ -368,7 +382,10 @@ mod tests {
         // Chunks of odd sizes, sent as several body pieces each.
         for piece in data.chunks(BLOCK / 3 + 7) {
             let parts: Vec<Result<Bytes, std::io::Error>> = piece.chunks(65_521).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-            at += append(path.clone(), at, futures_util::stream::iter(parts), Some(&mut h)).await.map_err(|_| ()).unwrap();
+            at += append(&Default::default(), path.clone(), at, futures_util::stream::iter(parts), Some(&mut h))
+                .await
+                .map_err(|_| ())
+                .unwrap();
         }
         assert_eq!(at, data.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), data);

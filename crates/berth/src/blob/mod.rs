@@ -98,7 +98,7 @@ impl BlobStore {
     {
         let path = Self::upload_path(id);
         if let Some(root) = &self.local {
-            return local::append(root.join(&path), offset, body, hasher).await;
+            return local::append(&self.pool, root.join(&path), offset, body, hasher).await;
         }
         if offset > 0 && !self.can_append {
             return Err(AppendError::Store(Error::Internal("this storage backend cannot append to uploads".into())));
