@@ -149,3 +149,62 @@ async fn serves_on_postgres() {
     let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE username = 'admin'").fetch_one(&pool).await.unwrap();
     assert_eq!(users, 1);
 }
+
+/// No password, access token or robot secret reaches a log line, even at debug level
+/// and when logins fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = 40_000 + (std::process::id() as u16 % 10_000);
+    let admin_pw = "Admin-Secret-Pw-42";
+    let log_path = dir.path().join("stderr.log");
+    let child = berth()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data", &dir.path().join("d").display().to_string()])
+        .env("BERTH_ADMIN_PASSWORD", admin_pw)
+        .env("BERTH_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/api/berth/v1/users/current/tokens"))
+        .basic_auth("admin", Some(admin_pw))
+        .json(&serde_json::json!({"name": "t"}))
+        .send()
+        .await
+        .unwrap();
+    let pat = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let r = http
+        .post(format!("{url}/api/v2.0/robots"))
+        .basic_auth("admin", Some(admin_pw))
+        .json(&serde_json::json!({"name": "r", "level": "system", "permissions": [{"kind": "system", "namespace": "/", "access": [{"resource": "catalog", "action": "read"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    let robot_secret = r.json::<serde_json::Value>().await.unwrap()["secret"].as_str().unwrap().to_string();
+    let wrong = "Wrong-Password-Guess-7";
+    for (user, secret) in
+        [("admin", admin_pw), ("admin", pat.as_str()), ("robot$r", robot_secret.as_str()), ("admin", wrong), ("nobody", wrong)]
+    {
+        let _ = token(&url, user, secret, "registry:catalog:*").await;
+        let _ = http.get(format!("{url}/v2/_catalog")).basic_auth(user, Some(secret)).send().await.unwrap();
+        let _ = http.get(format!("{url}/api/v2.0/users/current")).basic_auth(user, Some(secret)).send().await.unwrap();
+    }
+    let tok = token(&url, "admin", admin_pw, "registry:catalog:*").await.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _ = http.get(format!("{url}/v2/_catalog")).bearer_auth(&tok).send().await.unwrap();
+    assert!(terminate(child).success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.is_empty(), "debug logging wrote something");
+    for secret in [admin_pw, pat.as_str(), robot_secret.as_str(), wrong, tok.as_str()] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{admin_pw}"));
+    assert!(!log.contains(&basic), "an Authorization header reached the log");
+}
