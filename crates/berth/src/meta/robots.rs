@@ -30,6 +30,25 @@ pub struct RobotAccess {
     pub effect: String,
 }
 
+/// Inserts a robot's permission rows on an open transaction.
+macro_rules! insert_access {
+    ($conn:expr, $robot_id:expr, $access:expr) => {
+        for x in $access {
+            sqlx::query(
+                "INSERT INTO robot_permissions (robot_id, kind, namespace, resource, action, effect) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind($robot_id)
+            .bind(&x.kind)
+            .bind(&x.namespace)
+            .bind(&x.resource)
+            .bind(&x.action)
+            .bind(&x.effect)
+            .execute($conn)
+            .await?;
+        }
+    };
+}
+
 const COLUMNS: &str = "id, name, description, level, project_id, secret_hash, disabled, duration, expires_at, creator_type, creator_ref, creation_time, update_time";
 
 impl Meta {
@@ -56,17 +75,7 @@ impl Meta {
             .fetch_optional(&mut *tx)
             .await?;
             let Some((id,)) = id else { return Ok(None) };
-            for x in access {
-                sqlx::query("INSERT INTO robot_permissions (robot_id, kind, namespace, resource, action, effect) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(&x.kind)
-                    .bind(&x.namespace)
-                    .bind(&x.resource)
-                    .bind(&x.action)
-                    .bind(&x.effect)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_access!(&mut *tx, id, access);
             audit!(&mut *tx, a, true)?;
             tx.commit().await?;
             Ok::<_, Error>(Some(id))
@@ -143,8 +152,10 @@ impl Meta {
     pub async fn update_robot(&self, r: &RobotRow, access: &[RobotAccess], a: &Audit) -> Result<()> {
         on_write!(self, |p| {
             async {
-            let mut tx = p.begin().await?;
-            sqlx::query("UPDATE robots SET description = $2, disabled = $3, duration = $4, expires_at = $5, update_time = $6 WHERE id = $1")
+                let mut tx = p.begin().await?;
+                sqlx::query(
+                    "UPDATE robots SET description = $2, disabled = $3, duration = $4, expires_at = $5, update_time = $6 WHERE id = $1",
+                )
                 .bind(r.id)
                 .bind(&r.description)
                 .bind(r.disabled)
@@ -153,23 +164,13 @@ impl Meta {
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM robot_permissions WHERE robot_id = $1").bind(r.id).execute(&mut *tx).await?;
-            for x in access {
-                sqlx::query("INSERT INTO robot_permissions (robot_id, kind, namespace, resource, action, effect) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
-                    .bind(r.id)
-                    .bind(&x.kind)
-                    .bind(&x.namespace)
-                    .bind(&x.resource)
-                    .bind(&x.action)
-                    .bind(&x.effect)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("DELETE FROM robot_permissions WHERE robot_id = $1").bind(r.id).execute(&mut *tx).await?;
+                insert_access!(&mut *tx, r.id, access);
+                audit!(&mut *tx, a, true)?;
+                tx.commit().await?;
+                Ok::<_, Error>(())
             }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<_, Error>(())
-        }
-        .await
+            .await
         })
     }
 
