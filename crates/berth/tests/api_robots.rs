@@ -4,11 +4,19 @@
 //! create robots, list and delete.
 
 mod common;
+mod contract;
 
 use berth::meta::{Audit, accounts_role as role};
 use common::{ADMIN_PASSWORD, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// Fails the test when a body does not match Harbor's contract for the operation.
+fn conforms(method: &str, template: &str, status: u16, body: &Value) {
+    if let Err(errors) = contract::validate_response(method, template, status, body) {
+        panic!("{method} {template} {status} does not match Harbor's contract: {errors:?}\n{body}");
+    }
+}
 
 async fn setup(t: &TestApp) -> i64 {
     let meta = &t.app.meta;
@@ -61,6 +69,7 @@ async fn robots_end_to_end(db: Db) {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/api/v2.0/robots/"));
     let v: Value = r.json().await.unwrap();
+    conforms("POST", "/robots", 201, &v);
     assert_eq!(v["name"], "robot$team+ci");
     assert_eq!(v["expires_at"], -1);
     let secret = v["secret"].as_str().unwrap().to_string();
@@ -88,7 +97,20 @@ async fn robots_end_to_end(db: Db) {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-total-count"], "1");
     let list: Value = r.json().await.unwrap();
+    conforms("GET", "/robots", 200, &list);
     assert_eq!(list[0]["name"], "robot$team+ci");
+    let one: Value = t
+        .http
+        .get(format!("{}/api/v2.0/robots/{id}", t.url))
+        .basic_auth(admin.0, Some(admin.1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    conforms("GET", "/robots/{robot_id}", 200, &one);
+    assert_eq!(one, list[0]);
     assert!(list[0].get("secret").is_none());
     assert_eq!(list[0]["permissions"][0]["namespace"], "team");
 
@@ -106,7 +128,9 @@ async fn robots_end_to_end(db: Db) {
     let r =
         t.http.patch(format!("{}/api/v2.0/robots/{id}", t.url)).basic_auth(admin.0, Some(admin.1)).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let fresh = r.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_string();
+    let sec: Value = r.json().await.unwrap();
+    conforms("PATCH", "/robots/{robot_id}", 200, &sec);
+    let fresh = sec["secret"].as_str().unwrap().to_string();
     assert_ne!(fresh, secret);
     assert_eq!(granted(&t, "robot$team+ci", &secret, "repository:team/app:pull").await, Err(StatusCode::UNAUTHORIZED));
     assert!(granted(&t, "robot$team+ci", &fresh, "repository:team/app:pull").await.is_ok());
@@ -141,6 +165,7 @@ async fn robots_end_to_end(db: Db) {
     // The catalogue of grantable permissions.
     let r = t.http.get(format!("{}/api/v2.0/permissions", t.url)).basic_auth(admin.0, Some(admin.1)).send().await.unwrap();
     let v: Value = r.json().await.unwrap();
+    conforms("GET", "/permissions", 200, &v);
     assert!(v["system"].as_array().unwrap().len() > 50 && v["project"].as_array().unwrap().len() > 50);
     t.shutdown().await;
 }
