@@ -48,7 +48,7 @@ async fn list(State(app): State<AppState>, req: Req, Path(p): Path<String>) -> A
     let name = req.query("entityname").filter(|v| !v.is_empty());
     let (total, members) = dmembers::list(&app, &row, name.as_deref(), paging.offset(), paging.limit()).await?;
     let items: Vec<Value> = members.iter().map(member_json).collect();
-    Ok(paged(&items, total, paging, &req.full_uri(API_BASE)))
+    Ok(paged(&items, total, paging, &req.uri))
 }
 
 #[derive(Deserialize)]

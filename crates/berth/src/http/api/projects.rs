@@ -69,12 +69,6 @@ impl Req {
         crate::http::auth::form_pairs(self.uri.query().unwrap_or("")).find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    /// The request URI as the client sent it (with `base` put back in front of the nested path).
-    pub fn full_uri(&self, base: &str) -> Uri {
-        let pq = self.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        format!("{base}{pq}").parse().unwrap_or_else(|_| self.uri.clone())
-    }
-
     pub fn anonymous(&self) -> bool {
         matches!(self.principal, Principal::Anonymous)
     }
@@ -270,7 +264,7 @@ async fn list(State(app): State<AppState>, req: Req) -> ApiResult<Response> {
         .collect();
     let (total, views) = dprojects::list(&app, &req.principal, &conds, &sort, paging.offset(), paging.limit()).await?;
     let items: Vec<Value> = views.iter().map(|v| project_json(v, with_detail)).collect();
-    Ok(paged(&items, total, paging, &req.full_uri(API_BASE)))
+    Ok(paged(&items, total, paging, &req.uri))
 }
 
 /// `HEAD /projects?project_name=`: 200 when the caller can see a project of that name, else 404.

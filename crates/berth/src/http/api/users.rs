@@ -90,12 +90,6 @@ fn query_map(raw: Option<&str>) -> HashMap<String, String> {
     crate::http::auth::form_pairs(raw.unwrap_or("")).collect()
 }
 
-/// The request URI as the client sent it (the router strips `/api/v2.0` before handlers see it).
-fn full_uri(nested: &NestedPath, uri: &Uri) -> Uri {
-    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    format!("{}{pq}", nested.as_str()).parse().unwrap_or_else(|_| uri.clone())
-}
-
 fn ok() -> Response {
     StatusCode::OK.into_response()
 }
@@ -170,13 +164,7 @@ fn column(key: &str) -> UserColumn {
 }
 
 /// `GET /users`: system admins only; `q` on username and email, `sort`, paging.
-async fn list_users(
-    State(app): State<AppState>,
-    Caller(p): Caller,
-    nested: NestedPath,
-    uri: Uri,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
+async fn list_users(State(app): State<AppState>, Caller(p): Caller, uri: Uri, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     require_login(&p)?;
     if !admin_may(&p, "list") {
         return Err(Error::Forbidden("only system admins may list users".into()).into());
@@ -214,17 +202,11 @@ async fn list_users(
     let query = UserListQuery { filters, order, exclude_bootstrap_admin: true, offset: paging.offset(), limit: paging.limit() };
     let (rows, total) = users::list(&app, &query).await?;
     let items: Vec<Value> = rows.iter().map(user_resp).collect();
-    Ok(paged(&items, total, paging, &full_uri(&nested, &uri)))
+    Ok(paged(&items, total, paging, &uri))
 }
 
 /// `GET /users/search?username=`: any logged-in user; user ids and names only.
-async fn search_users(
-    State(app): State<AppState>,
-    Caller(p): Caller,
-    nested: NestedPath,
-    uri: Uri,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
+async fn search_users(State(app): State<AppState>, Caller(p): Caller, uri: Uri, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     require_login(&p)?;
     let q = query_map(raw.as_deref());
     let paging = Paging::parse(q.get("page").map(String::as_str), q.get("page_size").map(String::as_str))?;
@@ -240,7 +222,7 @@ async fn search_users(
     };
     let (rows, total) = users::list(&app, &query).await?;
     let items: Vec<Value> = rows.iter().map(|u| json!({"user_id": u.id, "username": u.username})).collect();
-    Ok(paged(&items, total, paging, &full_uri(&nested, &uri)))
+    Ok(paged(&items, total, paging, &uri))
 }
 
 /// `GET /users/current`: the caller's own account.
