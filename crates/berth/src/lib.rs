@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod meta;
+pub mod metrics;
 pub mod telemetry;
 pub mod time_fmt;
 

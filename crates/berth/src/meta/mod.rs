@@ -12,7 +12,9 @@
 //!   readers never block); PostgreSQL uses one pool for both.
 
 mod accounts;
+mod auditlog;
 mod content;
+mod labels;
 mod projects;
 mod robots;
 mod tokens;

@@ -6,11 +6,14 @@
 //! languages, and name-or-id path parameters. Every decision about who may do
 //! what goes through `auth::policy::allows`.
 
+pub mod audit;
 pub mod berth;
+pub mod labels;
 pub mod members;
 pub mod projects;
 pub mod query;
 pub mod robots;
+pub mod search;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -33,6 +36,9 @@ pub fn router() -> Router<AppState> {
         .merge(projects::routes())
         .merge(members::routes())
         .merge(robots::routes())
+        .merge(labels::routes())
+        .merge(audit::routes())
+        .merge(search::routes())
         .fallback(not_implemented)
 }
 
