@@ -15,6 +15,8 @@ pub struct App {
     pub auth: Auth,
     /// Running hashes of upload sessions in progress on this node.
     pub hashers: Hashers,
+    /// Pulls not yet written to the database.
+    pub pulls: crate::domain::pulls::Pulls,
 }
 
 /// The handle handlers receive.

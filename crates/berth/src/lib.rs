@@ -42,7 +42,7 @@ pub async fn build(config: Config) -> Result<Arc<App>, error::Error> {
     let key = meta.signing_key().await?;
     let tokens = auth::token::TokenKeys::new(&key, &config.token_service, config.token_expiry);
     let auth = auth::Auth::new(tokens)?;
-    Ok(Arc::new(App { config, meta, blobs, auth, hashers: Default::default() }))
+    Ok(Arc::new(App { config, meta, blobs, auth, hashers: Default::default(), pulls: Default::default() }))
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains requests in flight.
@@ -63,6 +63,7 @@ pub async fn run(
     let addr = listener.local_addr().map_err(error::Error::internal)?;
     tracing::info!(%addr, "berth listening");
     let sweeper = tokio::spawn(domain::uploads::sweep_forever(app.clone()));
+    let pull_writer = tokio::spawn(domain::pulls::flush_forever(app.clone()));
     let grace = Duration::from_secs(app.config.shutdown_grace);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
@@ -81,6 +82,10 @@ pub async fn run(
         _ = drained => tracing::warn!("grace period over: abandoning requests still in flight"),
     }
     sweeper.abort();
+    pull_writer.abort();
+    if let Err(e) = domain::pulls::flush(&app).await {
+        tracing::error!(error = %e, "writing the last pull counts failed");
+    }
     app.meta.close().await;
     tracing::info!("stopped");
     Ok(())

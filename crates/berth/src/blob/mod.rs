@@ -202,6 +202,20 @@ impl BlobStore {
         Ok(Box::pin(s))
     }
 
+    /// The whole of a small blob (configs, chart files), refusing anything larger than `max` bytes.
+    pub async fn read_small(&self, digest: &Digest, max: u64) -> Result<Option<Vec<u8>>> {
+        let path = Self::blob_path(digest);
+        let meta = match self.op.stat(&path).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.content_length() > max {
+            return Ok(None);
+        }
+        Ok(Some(self.op.read(&path).await?.to_vec()))
+    }
+
     /// Ids of upload files last written before `cutoff` (for reclaiming orphans).
     pub async fn upload_files_older_than(&self, cutoff: std::time::SystemTime) -> Result<Vec<String>> {
         let entries = match self.op.list("uploads/").await {

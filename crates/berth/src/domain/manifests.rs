@@ -42,6 +42,9 @@ pub async fn put(app: &App, repo: &RepoName, reference: &Reference, content_type
     };
     let subject = m.subject.as_ref().map(|s| s.digest.to_string());
     let annotations = m.annotations.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default());
+    let artifact_kind = super::artifacts::kind(&m);
+    let extra_attrs = super::artifacts::extra_attrs(app, &m, &artifact_kind).await?;
+    let accessory = super::artifacts::accessory_of_subject(&m).or_else(|| tag.and_then(super::artifacts::accessory_of_tag));
     let new = NewManifest {
         repository: repo.as_str(),
         project_id: project.id,
@@ -55,6 +58,9 @@ pub async fn put(app: &App, repo: &RepoName, reference: &Reference, content_type
         blobs,
         children,
         tag,
+        artifact_kind: &artifact_kind,
+        extra_attrs,
+        accessory,
     };
     let audit = Audit {
         project_id: Some(project.id),

@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oci::route::RouteError;
-use oci::{Digest, ErrorCode, NameError, RepoName, Route, media};
+use oci::{Digest, ErrorCode, NameError, Reference, RepoName, Route, media};
 use serde_json::json;
 use std::net::SocketAddr;
 
@@ -194,6 +194,14 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
         }
         Route::GetManifest { name, reference, head } => {
             let m = manifests::get(app, &name, &reference).await.map_err(fail)?;
+            if !head {
+                let resource = match &reference {
+                    Reference::Tag(t) => format!("{name}:{}", t.as_str()),
+                    Reference::Digest(d) => format!("{name}@{d}"),
+                };
+                app.pulls.record(&m, m.project_id, resource, audit);
+                crate::metrics::pull(name.project());
+            }
             let len = m.content.len();
             let body = if head { Body::empty() } else { Body::from(m.content) };
             let mut r = Response::new(body);
@@ -211,6 +219,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
                 Err(_) => return Err(fail(Error::TooLarge(format!("manifest is larger than {} bytes", manifests::MAX_MANIFEST)))),
             };
             let stored = manifests::put(app, &name, &reference, &ct, &bytes, audit).await.map_err(fail)?;
+            crate::metrics::push(name.project());
             let mut r = StatusCode::CREATED.into_response();
             let h = r.headers_mut();
             h.insert(header::LOCATION, hv(&format!("/v2/{name}/manifests/{}", stored.digest)));

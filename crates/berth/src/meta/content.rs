@@ -5,6 +5,11 @@ use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ManifestRow {
+    pub id: i64,
+    pub repository_id: i64,
+    pub project_id: i64,
+    /// The tag it was read by, if any.
+    pub tag_id: Option<i64>,
     pub digest: String,
     pub media_type: String,
     pub content: Vec<u8>,
@@ -36,6 +41,12 @@ pub struct NewManifest<'a> {
     /// (digest, size) of an index's children: must be manifests of the repository.
     pub children: Vec<(String, i64)>,
     pub tag: Option<&'a str>,
+    /// Harbor's artifact type (IMAGE, CHART, ...).
+    pub artifact_kind: &'a str,
+    /// Harbor's `extra_attrs`, as JSON.
+    pub extra_attrs: Option<String>,
+    /// The subject digest and accessory type, when this manifest is an accessory.
+    pub accessory: Option<(String, &'static str)>,
 }
 
 /// What a manifest push came to.
@@ -159,9 +170,14 @@ impl Meta {
                     return Ok(PutOutcome::ManifestUnknown(digest.clone()));
                 }
             }
+            let (accessory_of, accessory_type) = match &m.accessory {
+                Some((subject, kind)) => (Some(subject.as_str()), Some(*kind)),
+                None => (None, None),
+            };
             let inserted = sqlx::query_as::<_, (i64,)>(
-                "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, subject_digest, annotations, size, content, push_time) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+                "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, subject_digest, annotations, size, content, push_time, \
+                 artifact_kind, extra_attrs, accessory_of, accessory_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
             )
             .bind(repo_id)
             .bind(m.digest)
@@ -173,6 +189,10 @@ impl Meta {
             .bind(m.content.len() as i64)
             .bind(m.content)
             .bind(now)
+            .bind(m.artifact_kind)
+            .bind(m.extra_attrs.as_deref())
+            .bind(accessory_of)
+            .bind(accessory_type)
             .fetch_optional(&mut *tx)
             .await?;
             let manifest_id = match inserted {
@@ -187,15 +207,31 @@ impl Meta {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    let mut seen = std::collections::HashSet::new();
+                    for (digest, _) in m.children.iter().filter(|(d, _)| seen.insert(d.as_str())) {
+                        sqlx::query("UPDATE manifests SET parents = parents + 1 WHERE repository_id = $1 AND digest = $2")
+                            .bind(repo_id)
+                            .bind(digest)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     id
                 }
                 None => {
-                    sqlx::query_as::<_, (i64,)>("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                        .bind(repo_id)
-                        .bind(m.digest)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .0
+                    // Pushed again: it is new to the repository's history, and a cosign-style tag
+                    // makes an existing manifest an accessory.
+                    sqlx::query_as::<_, (i64,)>(
+                        "UPDATE manifests SET push_time = $3, accessory_of = COALESCE(accessory_of, $4), accessory_type = COALESCE(accessory_type, $5) \
+                         WHERE repository_id = $1 AND digest = $2 RETURNING id",
+                    )
+                    .bind(repo_id)
+                    .bind(m.digest)
+                    .bind(now)
+                    .bind(accessory_of)
+                    .bind(accessory_type)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .0
                 }
             };
             if let Some(tag) = m.tag {
@@ -222,7 +258,7 @@ impl Meta {
     pub async fn manifest_by_tag(&self, repository: &str, tag: &str) -> Result<Option<ManifestRow>> {
         Ok(on_read!(self, |p| {
             sqlx::query_as::<_, ManifestRow>(
-            "SELECT m.digest, m.media_type, m.content FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.id = t.manifest_id WHERE r.name = $1 AND t.name = $2"
+            "SELECT m.id, m.repository_id, r.project_id, t.id AS tag_id, m.digest, m.media_type, m.content FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.id = t.manifest_id WHERE r.name = $1 AND t.name = $2"
         )
         .bind(repository)
         .bind(tag)
@@ -234,7 +270,7 @@ impl Meta {
     pub async fn manifest_by_digest(&self, repository: &str, digest: &str) -> Result<Option<ManifestRow>> {
         Ok(on_read!(self, |p| {
             sqlx::query_as::<_, ManifestRow>(
-            "SELECT m.digest, m.media_type, m.content FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2"
+            "SELECT m.id, m.repository_id, r.project_id, CAST(NULL AS BIGINT) AS tag_id, m.digest, m.media_type, m.content FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2"
         )
         .bind(repository)
         .bind(digest)
@@ -243,18 +279,27 @@ impl Meta {
         })?)
     }
 
-    /// Deletes a manifest (and its tags). False if it was not there.
+    /// Deletes a manifest with its tags, labels and accessories. False if it was not there.
+    /// The children of an index stay, listed again once no index references them.
     pub async fn delete_manifest(&self, repository: &str, digest: &str, a: &Audit) -> Result<bool> {
         on_write!(self, |p| async {
             let mut tx = p.begin().await?;
-            let r =
-                sqlx::query("DELETE FROM manifests WHERE digest = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)")
-                    .bind(repository)
-                    .bind(digest)
-                    .execute(&mut *tx)
-                    .await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
+            let found = sqlx::query_as::<_, (i64, i64)>(
+                "SELECT m.id, m.repository_id FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2",
+            )
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id, repo_id)) = found else { return Ok(false) };
+            remove_manifest!(tx, id, repo_id);
+            let accessories = sqlx::query_as::<_, (i64,)>("SELECT id FROM manifests WHERE repository_id = $1 AND accessory_of = $2")
+                .bind(repo_id)
+                .bind(digest)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (acc,) in accessories {
+                remove_manifest!(tx, acc, repo_id);
             }
             audit!(&mut *tx, a, true)?;
             tx.commit().await?;
@@ -325,5 +370,78 @@ impl Meta {
         .fetch_all(p)
         .await
         })?)
+    }
+}
+
+/// Deletes one manifest row (tags, refs and labels cascade) and releases its children, on an
+/// open transaction of either backend.
+macro_rules! remove_manifest {
+    ($tx:expr, $id:expr, $repo_id:expr) => {{
+        sqlx::query(
+            "UPDATE manifests SET parents = parents - 1 WHERE repository_id = $1 AND parents > 0 \
+             AND digest IN (SELECT digest FROM manifest_refs WHERE manifest_id = $2 AND kind = 'm')",
+        )
+        .bind($repo_id)
+        .bind($id)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("DELETE FROM manifests WHERE id = $1").bind($id).execute(&mut *$tx).await?;
+    }};
+}
+pub(crate) use remove_manifest;
+
+impl Meta {
+    /// Writes a batch of pulls in one transaction: pull times, repository pull counts and one
+    /// audit row per pull.
+    pub async fn record_pulls(&self, batch: &crate::domain::pulls::PendingPulls) -> Result<()> {
+        on_write!(self, |p| async {
+            let mut tx = p.begin().await?;
+            for (id, t) in &batch.manifests {
+                sqlx::query("UPDATE manifests SET pull_time = $1 WHERE id = $2 AND (pull_time IS NULL OR pull_time < $1)")
+                    .bind(*t)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (id, t) in &batch.tags {
+                sqlx::query("UPDATE tags SET pull_time = $1 WHERE id = $2 AND (pull_time IS NULL OR pull_time < $1)")
+                    .bind(*t)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (id, n) in &batch.repositories {
+                sqlx::query("UPDATE repositories SET pull_count = pull_count + $1 WHERE id = $2").bind(*n).bind(*id).execute(&mut *tx).await?;
+            }
+            for chunk in batch.audits.chunks(500) {
+                let mut sql = String::from(
+                    "INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let b = i * 9;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9));
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (t, a) in chunk {
+                    q = q
+                        .bind(*t)
+                        .bind(&a.operator)
+                        .bind(a.project_id)
+                        .bind(&a.resource)
+                        .bind(a.resource_type)
+                        .bind(a.operation)
+                        .bind(true)
+                        .bind(&a.client_ip)
+                        .bind(&a.user_agent);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await)
     }
 }
