@@ -7,7 +7,8 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use oci::{Digest, Manifest, media};
+use crate::meta::Audit;
+use oci::{Digest, Manifest, Reference, RepoName, media};
 use serde_json::{Map, Value, json};
 use std::io::Read;
 
@@ -116,6 +117,33 @@ pub async fn extra_attrs(app: &App, m: &Manifest, kind: &str) -> Result<Option<S
         Value::Object(c)
     };
     Ok(Some(attrs.to_string()))
+}
+
+/// Copies an artifact (and, for an index, its children) from repository `from` into `to`
+/// without moving bytes: links its blobs into `to` and stores the same manifest there, tagged
+/// with `tag` when given. Returns the digest.
+pub async fn copy(app: &App, from: &str, src: &crate::meta::ArtifactRow, to: &RepoName, tag: Option<&str>, audit: Audit) -> Result<Digest> {
+    let m = Manifest::parse(&src.content, &src.media_type).map_err(|e| Error::Internal(format!("stored manifest does not parse: {e}")))?;
+    let from_repo = app.meta.repository(from).await?.ok_or_else(|| Error::NotFound(format!("repository {from} not found")))?;
+    for child in &m.manifests {
+        let c = app
+            .meta
+            .artifact_by_digest(from_repo.id, &child.digest.to_string())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("manifest {} of the index is missing from {from}", child.digest)))?;
+        Box::pin(copy(app, from, &c, to, None, audit.clone())).await?;
+    }
+    for b in m.blobs() {
+        if !app.meta.link_blob(to.as_str(), &b.digest.to_string()).await? {
+            return Err(Error::NotFound(format!("blob {} of the artifact is not stored", b.digest)));
+        }
+    }
+    let reference = match tag {
+        Some(t) => Reference::Tag(t.parse().map_err(|_| Error::Invalid(format!("invalid tag {t:?}")))?),
+        None => Reference::Digest(src.digest.parse().map_err(Error::internal)?),
+    };
+    let stored = super::manifests::put(app, to, &reference, &src.media_type, &src.content, audit).await?;
+    Ok(stored.digest)
 }
 
 /// The additions an artifact of this type has (for `addition_links`).

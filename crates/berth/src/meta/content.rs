@@ -282,7 +282,8 @@ impl Meta {
     /// Deletes a manifest with its tags, labels and accessories. False if it was not there.
     /// The children of an index stay, listed again once no index references them.
     pub async fn delete_manifest(&self, repository: &str, digest: &str, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
+        on_write!(self, |p| {
+            async {
             let mut tx = p.begin().await?;
             let found = sqlx::query_as::<_, (i64, i64)>(
                 "SELECT m.id, m.repository_id FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2",
@@ -305,7 +306,8 @@ impl Meta {
             tx.commit().await?;
             Ok::<bool, Error>(true)
         }
-        .await)
+        .await
+        })
     }
 
     /// Deletes a tag, leaving its manifest. False if it was not there.
@@ -394,7 +396,8 @@ impl Meta {
     /// Writes a batch of pulls in one transaction: pull times, repository pull counts and one
     /// audit row per pull.
     pub async fn record_pulls(&self, batch: &crate::domain::pulls::PendingPulls) -> Result<()> {
-        on_write!(self, |p| async {
+        on_write!(self, |p| {
+            async {
             let mut tx = p.begin().await?;
             for (id, t) in &batch.manifests {
                 sqlx::query("UPDATE manifests SET pull_time = $1 WHERE id = $2 AND (pull_time IS NULL OR pull_time < $1)")
@@ -442,6 +445,7 @@ impl Meta {
             tx.commit().await?;
             Ok::<(), Error>(())
         }
-        .await)
+        .await
+        })
     }
 }

@@ -12,6 +12,7 @@
 //!   readers never block); PostgreSQL uses one pool for both.
 
 mod accounts;
+mod artifacts;
 mod auditlog;
 mod content;
 mod labels;
@@ -23,6 +24,7 @@ mod uploads;
 mod users;
 
 pub use accounts::{ProjectRow, UserRow, role as accounts_role};
+pub use artifacts::{ArtifactCond, ArtifactRow, ArtifactSort, RepoCond, RepoSort, RepositoryRow, TagRow, TagSort};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
 pub use projects::{
     AllowlistRow, CreateProject, DeleteProject, MemberRow, NewProject, ProjectAuditRow, ProjectCond, ProjectDetail, ProjectIntCol,

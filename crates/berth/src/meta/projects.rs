@@ -145,7 +145,6 @@ pub enum DeleteProject {
     HasRepositories(i64),
 }
 
-
 /// `text` escaped for a LIKE pattern with `ESCAPE '\'`.
 pub fn escape_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -6,12 +6,14 @@
 //! languages, and name-or-id path parameters. Every decision about who may do
 //! what goes through `auth::policy::allows`.
 
+pub mod artifacts;
 pub mod audit;
 pub mod berth;
 pub mod labels;
 pub mod members;
 pub mod projects;
 pub mod query;
+pub mod repositories;
 pub mod robots;
 pub mod search;
 pub mod system;
@@ -36,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .merge(projects::routes())
         .merge(members::routes())
         .merge(robots::routes())
+        .merge(repositories::routes())
+        .merge(artifacts::routes())
         .merge(labels::routes())
         .merge(audit::routes())
         .merge(search::routes())
