@@ -84,7 +84,8 @@ pub struct ArtifactRow {
 }
 
 const ARTIFACT_SELECT: &str = "SELECT m.id, m.repository_id, r.project_id, r.name AS repository_name, m.digest, m.media_type, m.artifact_type, \
-     m.config_media_type, m.artifact_kind, m.size + COALESCE((SELECT SUM(x.size) FROM manifest_refs x WHERE x.manifest_id = m.id), 0) AS size, \
+     m.config_media_type, m.artifact_kind, \
+     CAST(m.size + COALESCE((SELECT SUM(x.size) FROM manifest_refs x WHERE x.manifest_id = m.id), 0) AS BIGINT) AS size, \
      m.push_time, m.pull_time, m.annotations, m.extra_attrs, m.accessory_of, m.accessory_type, m.content \
      FROM manifests m JOIN repositories r ON r.id = m.repository_id";
 

@@ -96,6 +96,16 @@ impl TestApp {
         TestApp { url, http: Client::new(), app, stop: Some(tx), task: Some(task), _dir: dir }
     }
 
+    /// Stops the server (as on SIGTERM) and keeps its data for inspection.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());

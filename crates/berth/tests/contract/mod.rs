@@ -245,6 +245,9 @@ fn check(errors: &mut Vec<String>, schema: &Schema, value: &Value, path: String,
         Some("number") => value.is_number(),
         Some("boolean") => value.is_boolean(),
         Some("array") => value.is_array(),
+        // A bare `type: object` (no properties, no additionalProperties) is go-swagger's
+        // `interface{}`: Harbor puts any JSON value there (e.g. `extra_attrs` values).
+        Some("object") if schema.properties.is_none() && schema.additional.is_none() && schema.all_of.is_empty() => true,
         Some("object") => value.is_object(),
         Some(other) => {
             errors.push(format!("{path}: the contract uses unknown type {other:?}"));

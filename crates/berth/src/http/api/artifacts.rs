@@ -240,7 +240,10 @@ fn time_range(cond: &Cond, key: &str) -> ApiResult<(Option<i64>, Option<i64>)> {
 
 const ARTIFACT_SORTS: &[&str] = &["push_time", "pull_time", "id", "digest"];
 
-fn artifact_query(req: &Req) -> ApiResult<(Vec<ArtifactCond>, Vec<(ArtifactSort, bool)>)> {
+/// Conditions and order of an artifact list.
+type ArtifactQuery = (Vec<ArtifactCond>, Vec<(ArtifactSort, bool)>);
+
+fn artifact_query(req: &Req) -> ApiResult<ArtifactQuery> {
     let filter = Filter::parse(req.query("q").as_deref(), &["digest", "type", "media_type", "tags", "labels", "push_time", "pull_time"])?;
     let mut conds = Vec::new();
     let exact = |c: &Cond, key: &str| -> ApiResult<String> {

@@ -66,7 +66,9 @@ pub(crate) fn repository_json(r: &RepositoryRow) -> Value {
 const SORTS: &[&str] = &["name", "creation_time", "update_time", "pull_count", "id", "repository_id"];
 
 /// Conditions and order from `q` and `sort`.
-fn query(req: &Req) -> ApiResult<(Vec<RepoCond>, Vec<(RepoSort, bool)>)> {
+type RepoQuery = (Vec<RepoCond>, Vec<(RepoSort, bool)>);
+
+fn query(req: &Req) -> ApiResult<RepoQuery> {
     let filter = Filter::parse(req.query("q").as_deref(), &["name", "project_id"])?;
     let mut conds = Vec::new();
     for (key, cond) in &filter.0 {
