@@ -3,6 +3,7 @@
 //! they know nothing of HTTP. Authorization has been decided before they run.
 
 pub mod blobs;
+pub mod labels;
 pub mod manifests;
 pub mod members;
 pub mod projects;
