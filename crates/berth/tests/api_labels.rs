@@ -413,6 +413,32 @@ async fn project_labels(db: Db) {
     let hidden = post_label(&t, Some(("out", PW)), json!({"name": "x", "scope": "p", "project_id": priv_id})).await;
     assert_eq!(hidden.status, 404);
 
+    // Robots: exactly their grants, on project labels and on global ones.
+    let access = |acts: &[&str]| acts.iter().map(|a| json!({"resource": "label", "action": a})).collect::<Vec<_>>();
+    let robot = |name: &str, perms: Value| json!({"name": name, "level": "system", "duration": -1, "permissions": perms});
+    let body = robot("labeler", json!([{"kind": "project", "namespace": "priv", "access": access(&["list", "read", "create"])}]));
+    let r = api(&t, "POST", "/robots", "/robots", ADMIN, Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = Box::leak(r.body["secret"].as_str().unwrap().to_string().into_boxed_str());
+    let bot: Who = Some(("robot$labeler", secret));
+    assert_eq!(list_labels(&t, bot, &format!("scope=p&project_id={priv_id}")).await.status, 200);
+    let mine = new_label(&t, bot, json!({"name": "by-robot", "scope": "p", "project_id": priv_id})).await;
+    assert_eq!(get_label(&t, bot, mine).await.status, 200);
+    assert_eq!(put_label(&t, bot, mine, json!({"name": "renamed"})).await.status, 403, "it sees the label, but may not change it");
+    assert_eq!(list_labels(&t, bot, &format!("scope=p&project_id={pub_id}")).await.status, 200, "public project");
+    assert_eq!(post_label(&t, bot, json!({"name": "x", "scope": "p", "project_id": pub_id})).await.status, 403);
+    assert_eq!(post_label(&t, bot, json!({"name": "x", "scope": "g"})).await.status, 403);
+    assert_eq!(get_label(&t, bot, global).await.status, 200, "global labels are read by any logged-in caller");
+    let body = robot("curator", json!([{"kind": "system", "namespace": "/", "access": access(&["create", "update", "delete"])}]));
+    let r = api(&t, "POST", "/robots", "/robots", ADMIN, Some(body)).await;
+    let secret = Box::leak(r.body["secret"].as_str().unwrap().to_string().into_boxed_str());
+    let curator: Who = Some(("robot$curator", secret));
+    let made = new_label(&t, curator, json!({"name": "curated", "scope": "g"})).await;
+    assert_eq!(put_label(&t, curator, made, json!({"name": "curated", "color": "#fff"})).await.status, 200);
+    assert_eq!(delete_label(&t, curator, made).await.status, 200);
+    assert_eq!(post_label(&t, curator, json!({"name": "x", "scope": "p", "project_id": pub_id})).await.status, 403);
+    assert_eq!(delete_label(&t, ADMIN, mine).await.status, 200);
+
     // Audit records of project labels name their project.
     let audit = audit_rows(&t, "label").await;
     assert!(audit.contains(&("pa".into(), "create".into(), "by-pa".into(), Some(priv_id))), "{audit:?}");

@@ -41,7 +41,7 @@ pub fn label_json(row: &LabelRow) -> Value {
 
 /// Whether the caller may do `action` on the labels of `scope` (and project `project_id`):
 /// `missing` when it may not know they exist, 403 (401 when anonymous) when it may read
-/// them but not do this. Global labels are read by any logged-in caller.
+/// the project or its labels but not do this. Global labels are read by any logged-in caller.
 async fn authorize(app: &App, req: &Req, scope: &str, project_id: i64, action: &str, missing: impl Fn() -> ApiError) -> ApiResult<()> {
     let reading = matches!(action, "read" | "list");
     match scope {
@@ -63,13 +63,16 @@ async fn authorize(app: &App, req: &Req, scope: &str, project_id: i64, action: &
                 return Err(missing());
             };
             let scope = Scope::Project(Some(&facts));
-            if !policy::allows(&req.principal, scope, "", "read") {
-                return Err(missing());
+            // Holding the action is enough (a robot granted only label rights holds no
+            // project read); otherwise the caller learns that the label exists only if it
+            // may read the project or its labels.
+            if policy::allows(&req.principal, scope, "label", action) {
+                Ok(())
+            } else if policy::allows(&req.principal, scope, "", "read") || policy::allows(&req.principal, scope, "label", "read") {
+                Err(denied(req))
+            } else {
+                Err(missing())
             }
-            if !policy::allows(&req.principal, scope, "label", action) {
-                return Err(denied(req));
-            }
-            Ok(())
         }
     }
 }
