@@ -217,6 +217,10 @@ async fn global_labels(db: Db) {
     assert_eq!(r.status, 400);
     assert!(r.message().contains("name is required"), "{}", r.message());
     assert_eq!(put_label(&t, ADMIN, 999_999, json!({"name": "x"})).await.status, 404);
+    // As in Harbor, PUT replaces: a description or color left out becomes empty.
+    assert_eq!(put_label(&t, ADMIN, id, json!({"name": "released"})).await.status, 200);
+    let r = get_label(&t, ADMIN, id).await;
+    assert_eq!((&r.body["name"], &r.body["description"], &r.body["color"]), (&json!("released"), &json!(""), &json!("")));
 
     // List: scope is required; paging with X-Total-Count and Link.
     for i in 0..10 {
