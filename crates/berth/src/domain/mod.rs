@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod blobs;
+pub mod labels;
 pub mod manifests;
 pub mod members;
 pub mod projects;

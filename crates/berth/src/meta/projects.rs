@@ -414,7 +414,7 @@ impl Meta {
         })
     }
 
-    /// Deletes a project that holds no repositories, with the blob links left under its name.
+    /// Deletes a project that holds no repositories, with its labels and the blob links left under its name.
     pub async fn delete_project(&self, id: i64, a: &Audit) -> Result<DeleteProject> {
         on_write!(self, |p| {
             async {
@@ -435,6 +435,7 @@ impl Meta {
                     .bind(format!("{}/%", escape_like(&name)))
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query("DELETE FROM labels WHERE scope = 'p' AND project_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 audit!(&mut *tx, a, true)?;
                 tx.commit().await?;
