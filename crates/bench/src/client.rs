@@ -75,6 +75,18 @@ impl Registry {
         Ok(reg)
     }
 
+    /// A Harbor API request (`/api/v2.0/...`) with Basic credentials, when given.
+    pub async fn api(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Res<Response> {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some((u, p)) = &self.creds {
+            req = req.basic_auth(u, Some(p));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.map_err(|e| format!("{method} {path}: {e}"))
+    }
+
     pub fn url(&self, path: &str) -> Url {
         self.base.join(path).expect("valid path")
     }

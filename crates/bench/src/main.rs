@@ -53,7 +53,8 @@ struct RunArgs {
     server_pid: Option<u32>,
     /// Comma-separated scenarios (default: all):
     /// blob-push, blob-pull, image-push-16, image-push-64, manifest-get-64,
-    /// manifest-get-256, tag-list, catalog, mix-128
+    /// manifest-get-256, tag-list, catalog, mix-128; and only when named, for
+    /// Berth or Harbor: api-artifacts, api-repositories
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Smaller sizes and counts (no 1 GiB blobs)
@@ -95,8 +96,8 @@ async fn run(args: RunArgs) -> Result<bool, String> {
     } else {
         args.scenarios.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     };
-    if let Some(bad) = names.iter().find(|n| !scenarios::ALL.contains(&n.as_str())) {
-        return Err(format!("unknown scenario {bad}; known: {}", scenarios::ALL.join(", ")));
+    if let Some(bad) = names.iter().find(|n| !scenarios::known(n)) {
+        return Err(format!("unknown scenario {bad}; known: {}", scenarios::all_names()));
     }
     let server = Server::new(args.server_pid)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -195,6 +195,48 @@ async fn content_api(db: Db) {
     let r = api(&t, reqwest::Method::DELETE, Some(("padmin", PW)), &format!("{tags}/stable"), None).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
+    // Labels: a global label and a project label on an artifact; filter by label.
+    let r =
+        api(&t, reqwest::Method::POST, Some(ADMIN), "/labels", Some(json!({"name": "release", "scope": "g", "color": "#00ff00"}))).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let global: i64 = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let (_, p, _) = get_json(&t, Some(ADMIN), "/projects/other").await;
+    let r = api(
+        &t,
+        reqwest::Method::POST,
+        Some(ADMIN),
+        "/labels",
+        Some(json!({"name": "foreign", "scope": "p", "project_id": p["project_id"]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let foreign: i64 = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let labels = "/projects/team/repositories/app/artifacts/v1/labels";
+    let r = api(&t, reqwest::Method::POST, Some(("guest", PW)), labels, Some(json!({"id": global}))).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = api(&t, reqwest::Method::POST, Some(("dev", PW)), labels, Some(json!({"id": global}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api(&t, reqwest::Method::POST, Some(("dev", PW)), labels, Some(json!({"id": global}))).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = api(&t, reqwest::Method::POST, Some(("dev", PW)), labels, Some(json!({"id": foreign}))).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a label of another project does not apply");
+    let r = api(&t, reqwest::Method::POST, Some(("dev", PW)), labels, Some(json!({}))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (_, v, _) =
+        get_json(&t, Some(ADMIN), &format!("/projects/team/repositories/app/artifacts?with_label=true&q=labels%3D{global}")).await;
+    conforms("GET", ARTIFACTS, 200, &v);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["digest"], d1);
+    assert_eq!(v[0]["labels"][0]["name"], "release");
+    let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/app/artifacts/v2?with_label=true").await;
+    assert_eq!(v["labels"], json!([]));
+    let r = api(&t, reqwest::Method::DELETE, Some(("dev", PW)), &format!("{labels}/{global}"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api(&t, reqwest::Method::DELETE, Some(("dev", PW)), &format!("{labels}/{global}"), None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (_, v, _) = get_json(&t, Some(ADMIN), &format!("/projects/team/repositories/app/artifacts?q=labels%3D{global}")).await;
+    assert_eq!(v.as_array().unwrap().len(), 0);
+
     // Copy into another project: no bytes move, the copy pulls through /v2.
     let r =
         api(&t, reqwest::Method::POST, Some(ADMIN), "/projects/other/repositories/copy%252Fhere/artifacts?from=team/app:v2", None).await;

@@ -76,7 +76,9 @@ pub async fn tag_list(ctx: &Ctx) -> Result<Vec<Row>, String> {
     Ok(vec![row])
 }
 
-pub async fn catalog(ctx: &Ctx) -> Result<Vec<Row>, String> {
+/// The repositories the catalog scenario lists: `n` of them named `prefix` + a number, made
+/// by cross-repository mounts unless they exist already. Returns (n, prefix, setup note).
+pub async fn catalog_repositories(ctx: &Ctx) -> Result<(u64, &'static str, String), String> {
     let n = ctx.pick(10_000u64, 1_000);
     let prefix = ctx.pick("library/bench-cat-", "library/bench-catq-");
     let name = move |i: u64| format!("{prefix}{i:05}");
@@ -113,6 +115,12 @@ pub async fn catalog(ctx: &Ctx) -> Result<Vec<Row>, String> {
             note = format!("setup: {f} mounts answered 202 and were uploaded instead");
         }
     }
+    Ok((n, prefix, note))
+}
+
+pub async fn catalog(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let (n, prefix, note) = catalog_repositories(ctx).await?;
+    let name = move |i: u64| format!("{prefix}{i:05}");
     let reg = ctx.client(CONC).await?;
     let nonce = ctx.nonce;
     let row = ctx

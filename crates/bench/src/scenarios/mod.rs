@@ -2,6 +2,7 @@
 //! bounded loop together with the server's CPU and peak RSS, and unmeasured
 //! setup loops.
 
+mod api;
 mod blob;
 mod image;
 mod listing;
@@ -18,6 +19,16 @@ use crate::stats::{Work, run_loop};
 /// Scenario names, in the order they run by default.
 pub const ALL: &[&str] =
     &["blob-push", "blob-pull", "image-push-16", "image-push-64", "manifest-get-64", "manifest-get-256", "tag-list", "catalog", "mix-128"];
+
+/// Whether `name` is a scenario: one of ALL, or one run only when named (Harbor API lists).
+pub fn known(name: &str) -> bool {
+    ALL.contains(&name) || api::NAMES.contains(&name)
+}
+
+/// Every scenario name, for messages.
+pub fn all_names() -> String {
+    ALL.iter().chain(api::NAMES).copied().collect::<Vec<_>>().join(", ")
+}
 
 /// Limit on unmeasured setup loops.
 pub const SETUP_LIMIT: Duration = Duration::from_secs(900);
@@ -89,6 +100,8 @@ pub async fn run(name: &str, ctx: &Ctx) -> Vec<Row> {
         "tag-list" => listing::tag_list(ctx).await,
         "catalog" => listing::catalog(ctx).await,
         "mix-128" => image::mix(ctx, 128).await,
+        "api-artifacts" => api::artifacts(ctx).await,
+        "api-repositories" => api::repositories(ctx).await,
         other => Err(format!("unknown scenario {other}")),
     };
     res.unwrap_or_else(|e| {

@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/{{reference}}/tags/{{tag_name}}"), delete(delete_tag))
         .route(&format!("{BASE}/{{reference}}/accessories"), get(list_accessories))
         .route(&format!("{BASE}/{{reference}}/additions/{{addition}}"), get(addition))
+        .route(&format!("{BASE}/{{reference}}/labels"), axum::routing::post(add_label))
+        .route(&format!("{BASE}/{{reference}}/labels/{{label_id}}"), delete(remove_label))
 }
 
 /// Harbor's time for "never" (an artifact or tag not pulled yet).
@@ -135,7 +137,12 @@ async fn extras(app: &App, repo: &RepositoryRow, rows: &[ArtifactRow], with: Wit
     }
     let children: Vec<String> = rows.iter().flat_map(|r| children_of(r).into_iter().map(|c| c.digest.to_string())).collect();
     let child_ids = app.meta.manifest_ids(repo.id, &children).await?.into_iter().collect();
-    let labels = HashMap::new();
+    let mut labels: HashMap<i64, Vec<Value>> = HashMap::new();
+    if with.label {
+        for (id, l) in app.meta.labels_of_artifacts(&ids).await? {
+            labels.entry(id).or_default().push(super::labels::label_json(&l));
+        }
+    }
     Ok(Extras { tags, accessories, child_ids, labels })
 }
 
@@ -533,4 +540,61 @@ async fn addition(
     }
     let (content_type, body) = dartifacts::addition(&app, &a.content, &a.media_type, &a.artifact_kind, &name).await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+#[derive(Deserialize)]
+struct LabelRef {
+    id: Option<i64>,
+}
+
+/// `POST .../artifacts/{reference}/labels`: puts a global label or a label of the artifact's
+/// project on it; 409 when it is there already.
+async fn add_label(
+    State(app): State<AppState>,
+    Path((project, repo, reference)): Path<(String, String, String)>,
+    req: Req,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (row, _, repo) = repository_access(&app, &req, &project, &repo, "artifact-label", "create").await?;
+    let a = artifact(&app, &repo, &reference).await?;
+    let l: LabelRef = json_body(&body)?;
+    let id = l.id.ok_or_else(|| ApiError::bad_request("the label's id is required, e.g. {\"id\": 1}"))?;
+    let label = app.meta.label(id).await?.ok_or_else(|| ApiError::not_found(format!("label {id} not found")))?;
+    crate::domain::labels::applicable(&label, row.id)?;
+    let audit = Audit {
+        project_id: Some(row.id),
+        resource: format!("{}@{}", repo.name, a.digest),
+        resource_type: "artifact",
+        operation: "label",
+        ..req.audit()
+    };
+    if !app.meta.attach_label(a.id, id, &audit).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            format!("label {} is already on artifact {}@{}", label.name, repo.name, a.digest),
+        ));
+    }
+    Ok(ok())
+}
+
+async fn remove_label(
+    State(app): State<AppState>,
+    Path((project, repo, reference, label_id)): Path<(String, String, String, String)>,
+    req: Req,
+) -> ApiResult<Response> {
+    let (row, _, repo) = repository_access(&app, &req, &project, &repo, "artifact-label", "delete").await?;
+    let a = artifact(&app, &repo, &reference).await?;
+    let id: i64 = label_id.parse().map_err(|_| ApiError::bad_request(format!("label id {label_id:?} is not an integer")))?;
+    let audit = Audit {
+        project_id: Some(row.id),
+        resource: format!("{}@{}", repo.name, a.digest),
+        resource_type: "artifact",
+        operation: "unlabel",
+        ..req.audit()
+    };
+    if !app.meta.detach_label(a.id, id, &audit).await? {
+        return Err(ApiError::not_found(format!("label {id} is not on artifact {}@{}", repo.name, a.digest)));
+    }
+    Ok(ok())
 }
