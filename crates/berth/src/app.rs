@@ -15,6 +15,8 @@ pub struct App {
     pub auth: Auth,
     /// Running hashes of upload sessions in progress on this node.
     pub hashers: Hashers,
+    /// Key that signs upload session ids (derived from the shared signing key).
+    pub upload_key: [u8; 32],
     /// Pulls not yet written to the database.
     pub pulls: crate::domain::pulls::Pulls,
 }

@@ -40,9 +40,10 @@ pub async fn build(config: Config) -> Result<Arc<App>, error::Error> {
         }
     }
     let key = meta.signing_key().await?;
+    let upload_key = domain::uploads::derive_key(&key);
     let tokens = auth::token::TokenKeys::new(&key, &config.token_service, config.token_expiry);
     let auth = auth::Auth::new(tokens)?;
-    Ok(Arc::new(App { config, meta, blobs, auth, hashers: Default::default(), pulls: Default::default() }))
+    Ok(Arc::new(App { config, meta, blobs, auth, hashers: Default::default(), upload_key, pulls: Default::default() }))
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains requests in flight.

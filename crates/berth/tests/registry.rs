@@ -471,7 +471,59 @@ async fn private_projects_and_mounts(db: Db) {
     t.shutdown().await;
 }
 
+/// Starting an upload writes nothing; its id is signed for its repository, remembered from the
+/// first chunk, refused after cancel, elsewhere, when forged, and once expired.
+async fn upload_ids(db: Db) {
+    let t = TestApp::start_with(db, |c| c.upload_expiry = 2).await;
+    let tok = t.token(Some(("admin", ADMIN_PASSWORD)), &["repository:library/a:pull,push", "repository:library/b:pull,push"]).await;
+    let start = |repo: &'static str| {
+        let (t, tok) = (&t, tok.clone());
+        async move {
+            let r = t.http.post(format!("{}/v2/{repo}/blobs/uploads/", t.url)).bearer_auth(&tok).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            r.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    let loc = start("library/a").await;
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    assert!(t.app.meta.upload(&id).await.unwrap().is_none(), "POST writes no session row");
+    let r = t.http.get(format!("{}{loc}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The same id in another repository, or with its signature changed, is unknown.
+    let r = t.get(Some(&tok), &format!("/v2/library/b/blobs/uploads/{id}")).await;
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    let forged = format!("{}{}", &id[..id.len() - 1], if id.ends_with('0') { '1' } else { '0' });
+    let r = t.get(Some(&tok), &format!("/v2/library/a/blobs/uploads/{forged}")).await;
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    // The first chunk records the session; DELETE ends it for good.
+    let r = t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok).header("content-range", "0-2").body("abc").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(t.app.meta.upload(&id).await.unwrap().unwrap().size, 3);
+    let r = t.http.delete(format!("{}{loc}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for r in [
+        t.http.get(format!("{}{loc}", t.url)).bearer_auth(&tok).send().await.unwrap(),
+        t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok).body("abc").send().await.unwrap(),
+    ] {
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    }
+    // A session never written to is cancelled too.
+    let loc = start("library/a").await;
+    let r = t.http.delete(format!("{}{loc}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = t.http.put(format!("{}{loc}", t.url)).query(&[("digest", sha256(b"x"))]).bearer_auth(&tok).body("x").send().await.unwrap();
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    // Ids expire with the configured upload lifetime.
+    let loc = start("library/a").await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let r = t.http.put(format!("{}{loc}", t.url)).query(&[("digest", sha256(b"x"))]).bearer_auth(&tok).body("x").send().await.unwrap();
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    t.shutdown().await;
+}
+
 on_both_backends! {
+    upload_sessions => upload_ids;
     private_projects => private_projects_and_mounts;
     body_length_mismatch => bodies_shorter_or_longer_than_declared;
     sha512 => sha512_digests;

@@ -38,13 +38,49 @@ impl Hashers {
     }
 }
 
-fn new_id() -> Result<String> {
+/// Derives the key that signs upload ids from the registry's shared signing key, so every
+/// node accepts ids any node issued.
+pub fn derive_key(signing_key: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"berth upload ids\0");
+    h.update(signing_key);
+    h.finalize().into()
+}
+
+/// Hex characters of an upload id: 32 random, 12 of the start time (Unix seconds), 16 of MAC.
+const ID_LEN: usize = 60;
+
+fn mac(key: &[u8; 32], repo: &str, random_and_time: &str) -> String {
+    use hmac::Mac as _;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    m.update(repo.as_bytes());
+    m.update(b"\0");
+    m.update(random_and_time.as_bytes());
+    hex::encode(&m.finalize().into_bytes()[..8])
+}
+
+/// A new upload id for `repo`: random, with its start time, signed for that repository. A
+/// session keeps no row until its first chunk, so starting an upload writes nothing.
+fn new_id(app: &App, repo: &str) -> Result<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(Error::internal)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+    let head = format!("{}{:012x}", hex::encode(b), now_ms() / 1000);
+    let tag = mac(&app.upload_key, repo, &head);
+    Ok(format!("{head}{tag}"))
+}
+
+/// The start time (ms) of an id this registry issued for `repo`; None for anything else.
+fn issued(app: &App, repo: &str, id: &str) -> Option<i64> {
+    if id.len() != ID_LEN || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    let (head, tag) = id.split_at(ID_LEN - 16);
+    let want = mac(&app.upload_key, repo, head);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), tag.as_bytes())) {
+        return None;
+    }
+    i64::from_str_radix(&head[32..], 16).ok().map(|s| s * 1000)
 }
 
 fn unknown(id: &str) -> Error {
@@ -53,20 +89,26 @@ fn unknown(id: &str) -> Error {
 
 /// Starts an upload session in `repo`; returns its id.
 pub async fn start(app: &App, repo: &RepoName) -> Result<String> {
-    let id = new_id()?;
-    app.meta.create_upload(&id, repo.as_str()).await?;
-    Ok(id)
+    new_id(app, repo.as_str())
 }
 
-/// The session, if it belongs to `repo`.
+/// The session, if it belongs to `repo`: its row once a chunk was stored, else a fresh
+/// session of 0 bytes when the id was issued for `repo` and has not expired.
 pub async fn get(app: &App, repo: &RepoName, id: &str) -> Result<UploadRow> {
     // Ids are generated, never user paths: refuse anything else before touching storage.
-    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+    if !(id.len() == ID_LEN || id.len() == 36) || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(unknown(id));
     }
     match app.meta.upload(id).await? {
-        Some(u) if u.repository == repo.as_str() => Ok(u),
-        _ => Err(unknown(id)),
+        Some(u) if u.repository == repo.as_str() && u.size >= 0 => Ok(u),
+        Some(_) => Err(unknown(id)),
+        None => {
+            let started = issued(app, repo.as_str(), id).ok_or_else(|| unknown(id))?;
+            if now_ms() - started > app.config.upload_expiry as i64 * 1000 {
+                return Err(unknown(id));
+            }
+            Ok(UploadRow { id: id.to_string(), repository: repo.to_string(), size: 0, started_at: started, updated_at: started })
+        }
     }
 }
 
@@ -85,7 +127,7 @@ where
             if last {
                 return Ok((at + n, hasher));
             }
-            if n > 0 && !app.meta.advance_upload(&u.id, u.size, u.size + n as i64).await? {
+            if n > 0 && !app.meta.advance_upload(&u.id, &u.repository, u.started_at, u.size, u.size + n as i64).await? {
                 return Err(Error::oci(ErrorCode::BlobUploadInvalid, "upload was changed by another request"));
             }
             if let Some(h) = hasher {
@@ -95,7 +137,7 @@ where
         }
         Err(AppendError::Body(msg)) => {
             // The stored bytes now run past the recorded size: the session cannot go on.
-            cancel_row(app, &u.id).await?;
+            cancel_row(app, u).await?;
             Err(Error::oci(ErrorCode::BlobUploadInvalid, format!("upload body broke off: {msg}")))
         }
         Err(AppendError::Store(e)) => Err(e),
@@ -134,7 +176,8 @@ async fn verify_and_commit(
     };
     if &computed != digest {
         if has_row {
-            cancel_row(app, id).await?;
+            let u = get(app, repo, id).await?;
+            cancel_row(app, &u).await?;
         } else {
             app.blobs.discard_upload(id).await?;
         }
@@ -164,7 +207,7 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let id = new_id()?;
+    let id = new_id(app, repo.as_str())?;
     let mut hasher = Hasher::new(Algorithm::Sha256);
     let size = match app.blobs.append(&id, 0, body, Some(&mut hasher)).await {
         Ok(n) => n,
@@ -182,14 +225,16 @@ where
 
 /// Cancels a session and removes its bytes.
 pub async fn cancel(app: &App, repo: &RepoName, id: &str) -> Result<()> {
-    get(app, repo, id).await?;
-    cancel_row(app, id).await
+    let u = get(app, repo, id).await?;
+    cancel_row(app, &u).await
 }
 
-async fn cancel_row(app: &App, id: &str) -> Result<()> {
-    app.hashers.forget(id);
-    app.blobs.discard_upload(id).await?;
-    app.meta.delete_upload(id).await?;
+/// Ends a session for good: its bytes go, and a tombstone row keeps its id refused until the
+/// sweeper removes it with the other expired sessions.
+async fn cancel_row(app: &App, u: &UploadRow) -> Result<()> {
+    app.hashers.forget(&u.id);
+    app.blobs.discard_upload(&u.id).await?;
+    app.meta.end_upload(&u.id, &u.repository, u.started_at).await?;
     Ok(())
 }
 
@@ -204,7 +249,9 @@ pub async fn sweep(app: &App) -> Result<usize> {
             break;
         }
         for u in &stale {
-            cancel_row(app, &u.id).await?;
+            app.hashers.forget(&u.id);
+            app.blobs.discard_upload(&u.id).await?;
+            app.meta.delete_upload(&u.id).await?;
             n += 1;
         }
     }

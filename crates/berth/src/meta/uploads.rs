@@ -13,18 +13,6 @@ pub struct UploadRow {
 }
 
 impl Meta {
-    pub async fn create_upload(&self, id: &str, repository: &str) -> Result<()> {
-        let now = now_ms();
-        on_write!(self, |p| sqlx::query("INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, 0, $3, $3)")
-            .bind(id)
-            .bind(repository)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
     pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>> {
         Ok(on_read!(self, |p| sqlx::query_as::<_, UploadRow>(
             "SELECT id, repository, size, started_at, updated_at FROM uploads WHERE id = $1"
@@ -34,17 +22,39 @@ impl Meta {
         .await)?)
     }
 
-    /// Moves an upload from `from` bytes to `to` bytes; false if another request moved it first.
-    pub async fn advance_upload(&self, id: &str, from: i64, to: i64) -> Result<bool> {
-        let r = on_write!(self, |p| sqlx::query("UPDATE uploads SET size = $3, updated_at = $4 WHERE id = $1 AND size = $2")
-            .bind(id)
-            .bind(from)
-            .bind(to)
-            .bind(now_ms())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+    /// Moves an upload from `from` bytes to `to` bytes, recording the session with its first
+    /// chunk; false if another request moved it first.
+    pub async fn advance_upload(&self, id: &str, repository: &str, started_at: i64, from: i64, to: i64) -> Result<bool> {
+        let r = on_write!(self, |p| sqlx::query(
+            "INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, $5, $3, $6) \
+             ON CONFLICT (id) DO UPDATE SET size = excluded.size, updated_at = excluded.updated_at WHERE uploads.size = $4"
+        )
+        .bind(id)
+        .bind(repository)
+        .bind(started_at)
+        .bind(from)
+        .bind(to)
+        .bind(now_ms())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(r == 1)
+    }
+
+    /// Marks a session ended (size -1), recording it if it had no row yet.
+    pub async fn end_upload(&self, id: &str, repository: &str, started_at: i64) -> Result<()> {
+        on_write!(self, |p| sqlx::query(
+            "INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, -1, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET size = -1, updated_at = excluded.updated_at"
+        )
+        .bind(id)
+        .bind(repository)
+        .bind(started_at)
+        .bind(now_ms())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
     }
 
     pub async fn delete_upload(&self, id: &str) -> Result<bool> {
