@@ -17,6 +17,7 @@ mod content;
 mod labels;
 mod projects;
 mod robots;
+mod stats;
 mod tokens;
 mod uploads;
 mod users;
@@ -28,6 +29,7 @@ pub use projects::{
     ProjectSort, ProjectUpdate,
 };
 pub use robots::{RobotAccess, RobotRow};
+pub use stats::{SearchRepositoryRow, Statistic, Viewer};
 pub use tokens::{AccessTokenRow, NewAccessToken};
 pub use uploads::UploadRow;
 pub use users::{NewUserRow, TextMatch, UserColumn, UserListQuery, UserOrder, UserProfileRow};

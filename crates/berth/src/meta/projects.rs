@@ -146,7 +146,7 @@ pub enum DeleteProject {
 
 /// A value bound to a dynamically built query.
 #[derive(Clone, Debug)]
-enum Value {
+pub(super) enum Value {
     Text(String),
     Int(i64),
     Bool(bool),
@@ -154,16 +154,16 @@ enum Value {
 
 /// SQL text with its parameters, numbered `$1..` in order.
 #[derive(Default)]
-struct Sql {
-    values: Vec<Value>,
+pub(super) struct Sql {
+    pub(super) values: Vec<Value>,
 }
 
 impl Sql {
-    fn param(&mut self, v: Value) -> String {
+    pub(super) fn param(&mut self, v: Value) -> String {
         self.values.push(v);
         format!("${}", self.values.len())
     }
-    fn list(&mut self, vs: impl IntoIterator<Item = Value>) -> String {
+    pub(super) fn list(&mut self, vs: impl IntoIterator<Item = Value>) -> String {
         let ps: Vec<String> = vs.into_iter().map(|v| self.param(v)).collect();
         if ps.is_empty() { "NULL".into() } else { ps.join(", ") }
     }
@@ -183,6 +183,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(super) use bind_all;
 
 /// `text` escaped for a LIKE pattern with `ESCAPE '\'`.
 pub fn escape_like(text: &str) -> String {
@@ -715,6 +716,39 @@ impl Meta {
                 .execute(&mut *tx)
                 .await?;
                 audit!(&mut *tx, a, true)?;
+                tx.commit().await?;
+                Ok::<(), Error>(())
+            }
+            .await
+        })
+    }
+
+    /// Several system settings' stored values: (name, value) for those that are set.
+    pub async fn settings(&self, names: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut sql = Sql::default();
+        let list = sql.list(names.iter().map(|n| Value::Text(n.to_string())));
+        let text = format!("SELECT name, value FROM system_settings WHERE name IN ({list})");
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Stores several system settings in one transaction, with one audit record each.
+    pub async fn set_settings(&self, pairs: &[(&str, String)], a: &Audit) -> Result<()> {
+        on_write!(self, |p| {
+            async {
+                let mut tx = p.begin().await?;
+                for (name, value) in pairs {
+                    sqlx::query(
+                        "INSERT INTO system_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(*name)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                    let a = Audit { resource: name.to_string(), ..a.clone() };
+                    audit!(&mut *tx, &a, true)?;
+                }
                 tx.commit().await?;
                 Ok::<(), Error>(())
             }
