@@ -194,6 +194,9 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
         }
         Route::GetManifest { name, reference, head } => {
             let m = manifests::get(app, &name, &reference).await.map_err(fail)?;
+            if !head {
+                crate::metrics::pull(name.project());
+            }
             let len = m.content.len();
             let body = if head { Body::empty() } else { Body::from(m.content) };
             let mut r = Response::new(body);
@@ -211,6 +214,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
                 Err(_) => return Err(fail(Error::TooLarge(format!("manifest is larger than {} bytes", manifests::MAX_MANIFEST)))),
             };
             let stored = manifests::put(app, &name, &reference, &ct, &bytes, audit).await.map_err(fail)?;
+            crate::metrics::push(name.project());
             let mut r = StatusCode::CREATED.into_response();
             let h = r.headers_mut();
             h.insert(header::LOCATION, hv(&format!("/v2/{name}/manifests/{}", stored.digest)));
