@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod berth;
+pub mod configurations;
 pub mod labels;
 pub mod members;
 pub mod projects;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(labels::routes())
         .merge(audit::routes())
         .merge(search::routes())
+        .merge(configurations::routes())
         .fallback(not_implemented)
 }
 
