@@ -420,6 +420,9 @@ async fn configurations_round_trip(db: Db) {
     assert_eq!(r.status, 403);
     assert!(r.message().contains("ldap_url"));
     assert_eq!(put_config(&t, ADMIN, json!({"ldap_url": "", "oidc_verify_cert": false, "no_such_setting": 1})).await.status, 200);
+    assert_eq!(put_config(&t, ADMIN, json!({"self_registration": null, "project_limit_per_user": null})).await.status, 200);
+    let (c, limit) = configurations(&t).await;
+    assert_eq!((c["self_registration"]["value"].clone(), limit["value"].clone()), (json!(true), json!(3)), "null means not given");
     let r = put_config(&t, ADMIN, json!({"self_registration": false})).await;
     assert_eq!(r.status, 200);
     assert_eq!(configurations(&t).await.0["self_registration"]["value"], false);

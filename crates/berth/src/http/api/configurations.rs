@@ -11,7 +11,8 @@
 //! - Harbor's other settings (LDAP, OIDC, UAA, auth proxy, audit log forwarding, ...) are
 //!   for features Berth does not have and are not listed.
 //!
-//! `PUT` takes Harbor's flat `Configurations` (any subset) and applies all of it or none:
+//! `PUT` takes Harbor's flat `Configurations` (any subset; `null` means not given) and applies
+//! all of it or none:
 //! values of Harbor's settings must have Harbor's types (400 otherwise); Berth's settings are
 //! validated (400 with the allowed values) and stored in one transaction with an audit
 //! record each; a fixed setting may be sent with its current value and is refused with 403
@@ -186,6 +187,9 @@ async fn update(State(app): State<AppState>, req: Req, body: Bytes) -> ApiResult
                 return Err(ApiError::bad_request(format!("invalid value {value} for {key}: expected {}", kind_name(kind))));
             }
         }
+        if value.is_null() {
+            continue; // not given, as Harbor reads a null setting
+        }
         match key.as_str() {
             SELF_REGISTRATION => match value {
                 Value::Bool(b) => changes.push((SELF_REGISTRATION, b.to_string())),
@@ -209,7 +213,7 @@ async fn update(State(app): State<AppState>, req: Req, body: Bytes) -> ApiResult
             },
             _ => {
                 if let Some((name, current, why)) = fixed.iter().find(|(k, _, _)| k == key) {
-                    if !value.is_null() && value != current {
+                    if value != current {
                         return Err(ApiError::new(
                             StatusCode::FORBIDDEN,
                             "FORBIDDEN",
