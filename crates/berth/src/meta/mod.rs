@@ -17,6 +17,7 @@ mod content;
 mod labels;
 mod projects;
 mod robots;
+mod sql;
 mod stats;
 mod tokens;
 mod uploads;

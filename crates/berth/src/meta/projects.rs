@@ -4,6 +4,7 @@
 //! Lists are built from typed conditions (`ProjectCond`) into SQL whose values are always
 //! bound as parameters; column names come only from the fixed mappings below.
 
+use super::sql::{Sql, Value, bind_all};
 use super::{Audit, Meta, ProjectRow, audit, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
@@ -143,47 +144,6 @@ pub enum DeleteProject {
     Missing,
     HasRepositories(i64),
 }
-
-/// A value bound to a dynamically built query.
-#[derive(Clone, Debug)]
-pub(super) enum Value {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-}
-
-/// SQL text with its parameters, numbered `$1..` in order.
-#[derive(Default)]
-pub(super) struct Sql {
-    pub(super) values: Vec<Value>,
-}
-
-impl Sql {
-    pub(super) fn param(&mut self, v: Value) -> String {
-        self.values.push(v);
-        format!("${}", self.values.len())
-    }
-    pub(super) fn list(&mut self, vs: impl IntoIterator<Item = Value>) -> String {
-        let ps: Vec<String> = vs.into_iter().map(|v| self.param(v)).collect();
-        if ps.is_empty() { "NULL".into() } else { ps.join(", ") }
-    }
-}
-
-/// Binds every value of `$values` to the query `$q`.
-macro_rules! bind_all {
-    ($q:expr, $values:expr) => {{
-        let mut q = $q;
-        for v in $values {
-            q = match v {
-                Value::Text(s) => q.bind(s.clone()),
-                Value::Int(i) => q.bind(*i),
-                Value::Bool(b) => q.bind(*b),
-            };
-        }
-        q
-    }};
-}
-pub(super) use bind_all;
 
 /// `text` escaped for a LIKE pattern with `ESCAPE '\'`.
 pub fn escape_like(text: &str) -> String {

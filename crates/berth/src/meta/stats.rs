@@ -6,7 +6,7 @@
 //! repositories hold (uploaded or mounted there: `repository_blobs`, Harbor's project_blob),
 //! found by a range scan of that table's primary key on the `<project>/` name prefix.
 
-use super::projects::{Sql, Value, bind_all};
+use super::sql::{Sql, Value, bind_all};
 use super::{Meta, on_read};
 use crate::error::Result;
 

@@ -139,10 +139,14 @@ async fn read(State(app): State<AppState>, req: Req) -> ApiResult<Response> {
     for (name, value, _) in fixed(&app) {
         out.insert(name.into(), item(value, false));
     }
-    let restriction = if dprojects::admin_only_creation(&app).await? { "adminonly" } else { "everyone" };
+    // Berth's settings in one query, read as the code that applies them reads them.
+    let stored = app.meta.settings(&[SELF_REGISTRATION, dprojects::CREATION_RESTRICTION, dprojects::LIMIT_PER_USER]).await?;
+    let value = |name: &str| stored.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim().trim_matches('"'));
+    let restriction = if value(dprojects::CREATION_RESTRICTION) == Some("adminonly") { "adminonly" } else { "everyone" };
+    let limit = value(dprojects::LIMIT_PER_USER).and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
     out.insert(dprojects::CREATION_RESTRICTION.into(), item(json!(restriction), true));
-    out.insert(SELF_REGISTRATION.into(), item(json!(app.meta.self_registration().await?), true));
-    out.insert(dprojects::LIMIT_PER_USER.into(), item(json!(dprojects::limit_per_user(&app).await?), true));
+    out.insert(SELF_REGISTRATION.into(), item(json!(value(SELF_REGISTRATION) == Some("true")), true));
+    out.insert(dprojects::LIMIT_PER_USER.into(), item(json!(limit), true));
     Ok(axum::Json(Value::Object(out)).into_response())
 }
 
