@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// Log filter, in RUST_LOG syntax [default: info].
     #[arg(long, env = "BERTH_LOG")]
     pub log: Option<String>,
+    /// Bearer token that lets a scraper read GET /metrics (system admins may always read it)
+    /// [default: none].
+    #[arg(long, env = "BERTH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// The TOML file's shape: every key optional.
@@ -106,6 +110,7 @@ struct FileConfig {
     shutdown_grace: Option<u64>,
     robot_prefix: Option<String>,
     log: Option<String>,
+    metrics_token: Option<String>,
 }
 
 /// Where blobs are kept.
@@ -130,6 +135,8 @@ pub struct Config {
     pub shutdown_grace: u64,
     pub robot_prefix: String,
     pub log: String,
+    /// Bearer token for `GET /metrics` (None: only system admins may read it).
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -170,6 +177,7 @@ impl Config {
             shutdown_grace: a.shutdown_grace.or(file.shutdown_grace).unwrap_or(30),
             robot_prefix: a.robot_prefix.or(file.robot_prefix).unwrap_or_else(|| "robot$".into()),
             log: a.log.or(file.log).unwrap_or_else(|| "info".into()),
+            metrics_token: a.metrics_token.or(file.metrics_token).filter(|t| !t.is_empty()),
         })
     }
 }

@@ -187,6 +187,17 @@ impl BlobStore {
         Ok(self.op.delete(&Self::upload_path(id)).await?)
     }
 
+    /// Whether the store answers: its root directory exists (a local store) and can be listed.
+    pub async fn check(&self) -> Result<()> {
+        if let Some(root) = &self.local {
+            let meta = tokio::fs::metadata(root).await.map_err(|e| Error::Internal(format!("{}: {e}", root.display())))?;
+            if !meta.is_dir() {
+                return Err(Error::Internal(format!("{} is not a directory", root.display())));
+            }
+        }
+        Ok(self.op.check().await?)
+    }
+
     /// Whether the blob's bytes are present.
     pub async fn exists(&self, digest: &Digest) -> Result<bool> {
         Ok(self.op.exists(&Self::blob_path(digest)).await?)

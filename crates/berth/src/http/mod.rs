@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod metrics;
 pub mod oci;
 
 use crate::app::AppState;
@@ -21,6 +22,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v2", axum::routing::any(oci::handle))
         .route("/v2/", axum::routing::any(oci::handle))
         .route("/v2/{*rest}", axum::routing::any(oci::handle))
+        .route("/metrics", get(metrics::serve))
+        .layer(metrics::MetricsLayer)
         .with_state(app)
 }
 

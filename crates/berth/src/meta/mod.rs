@@ -19,6 +19,7 @@ mod labels;
 mod projects;
 mod robots;
 mod sql;
+mod stats;
 mod tokens;
 mod uploads;
 mod users;
@@ -32,6 +33,7 @@ pub use projects::{
     ProjectSort, ProjectUpdate,
 };
 pub use robots::{RobotAccess, RobotRow};
+pub use stats::{SearchRepositoryRow, Statistic, Viewer};
 pub use tokens::{AccessTokenRow, NewAccessToken};
 pub use uploads::UploadRow;
 pub use users::{NewUserRow, TextMatch, UserColumn, UserListQuery, UserOrder, UserProfileRow};

@@ -684,6 +684,39 @@ impl Meta {
         })
     }
 
+    /// Several system settings' stored values: (name, value) for those that are set.
+    pub async fn settings(&self, names: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut sql = Sql::default();
+        let list = sql.list(names.iter().map(|n| Value::Text(n.to_string())));
+        let text = format!("SELECT name, value FROM system_settings WHERE name IN ({list})");
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Stores several system settings in one transaction, with one audit record each.
+    pub async fn set_settings(&self, pairs: &[(&str, String)], a: &Audit) -> Result<()> {
+        on_write!(self, |p| {
+            async {
+                let mut tx = p.begin().await?;
+                for (name, value) in pairs {
+                    sqlx::query(
+                        "INSERT INTO system_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(*name)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                    let a = Audit { resource: name.to_string(), ..a.clone() };
+                    audit!(&mut *tx, &a, true)?;
+                }
+                tx.commit().await?;
+                Ok::<(), Error>(())
+            }
+            .await
+        })
+    }
+
     /// Whether a repository row exists (created through the API or by a push).
     pub async fn repository_exists(&self, name: &str) -> Result<bool> {
         let row = on_read!(self, |p| sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1")

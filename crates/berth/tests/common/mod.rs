@@ -79,6 +79,7 @@ impl TestApp {
             shutdown_grace: 5,
             robot_prefix: "robot$".into(),
             log: "warn".into(),
+            metrics_token: None,
         };
         tweak(&mut config);
         let app = berth::build(config).await.expect("build app");

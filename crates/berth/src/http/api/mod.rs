@@ -9,6 +9,7 @@
 pub mod artifacts;
 pub mod audit;
 pub mod berth;
+pub mod configurations;
 pub mod labels;
 pub mod members;
 pub mod projects;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(labels::routes())
         .merge(audit::routes())
         .merge(search::routes())
+        .merge(configurations::routes())
         .fallback(not_implemented)
 }
 

@@ -137,7 +137,7 @@ fn highest_role(roles: &[i64]) -> i64 {
 const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
 
 /// Harbor's `Project`; `detail` adds the owner's name, the metadata and the CVE allowlist.
-fn project_json(v: &ProjectView, detail: bool) -> Value {
+pub(crate) fn project_json(v: &ProjectView, detail: bool) -> Value {
     let d = &v.detail;
     let mut o = json!({
         "project_id": d.id,
@@ -412,11 +412,19 @@ async fn deletable(State(app): State<AppState>, req: Req, Path(p): Path<String>)
     Ok(axum::Json(body).into_response())
 }
 
-/// `GET /projects/{project_name_or_id}/summary`: repositories, and members by role for callers who may list members.
+/// `GET /projects/{project_name_or_id}/summary`: repositories; the quota for members (`quota:read`);
+/// members by role for callers who may list members.
 async fn summary(State(app): State<AppState>, req: Req, Path(p): Path<String>) -> ApiResult<Response> {
     let (row, facts) = project_access(&app, &req, &p, "", "read").await?;
     let view = dprojects::view(&app, &req.principal, &row).await?;
     let mut body = json!({"repo_count": view.detail.repo_count});
+    // As Harbor with quota_per_project_enable (its default): members see the storage used
+    // (bytes of the distinct blobs the project's repositories hold) against the hard limit,
+    // -1 (unlimited) until quotas exist.
+    if policy::allows(&req.principal, Scope::Project(Some(&facts)), "quota", "read") {
+        let used = app.meta.project_storage_used(&row.name).await?;
+        body["quota"] = json!({"hard": {"storage": -1}, "used": {"storage": used}});
+    }
     if policy::allows(&req.principal, Scope::Project(Some(&facts)), "member", "list") {
         let [admins, maintainers, developers, guests, limited] = dmembers::counts(&app, &row).await?;
         body["project_admin_count"] = json!(admins);
