@@ -146,6 +146,19 @@ async fn content_api(db: Db) {
     let (s, _, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/app/artifacts?with_tag=maybe").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
+    // Across a project's repositories; latest_in_repository keeps each repository's newest.
+    let (s, v, h) = get_json(&t, Some(("guest", PW)), "/projects/team/artifacts?with_tag=true").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    conforms("GET", "/projects/{project_name_or_id}/artifacts", 200, &v);
+    assert_eq!(h["x-total-count"], "4");
+    let (_, v, h) = get_json(&t, Some(ADMIN), "/projects/team/artifacts?latest_in_repository=true&q=type%3DIMAGE").await;
+    assert_eq!(h["x-total-count"], "2", "{v}");
+    let latest: Vec<&str> = v.as_array().unwrap().iter().map(|a| a["repository_name"].as_str().unwrap()).collect();
+    assert!(latest.contains(&"team/app") && latest.contains(&"team/a/b"));
+    assert!(v.as_array().unwrap().iter().any(|a| a["digest"] == d3));
+    let (s, _, _) = get_json(&t, Some(("outsider", PW)), "/projects/team/artifacts").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
     // Read by tag and by digest; unknown ones are 404 with Harbor's body.
     let (s, v, _) = get_json(
         &t,

@@ -89,6 +89,13 @@ const ARTIFACT_SELECT: &str = "SELECT m.id, m.repository_id, r.project_id, r.nam
      m.push_time, m.pull_time, m.annotations, m.extra_attrs, m.accessory_of, m.accessory_type, m.content \
      FROM manifests m JOIN repositories r ON r.id = m.repository_id";
 
+/// Where an artifact list looks.
+#[derive(Clone, Copy, Debug)]
+pub enum ArtifactScope {
+    Repository(i64),
+    Project(i64),
+}
+
 /// One condition of an artifact list.
 #[derive(Clone, Debug)]
 pub enum ArtifactCond {
@@ -103,6 +110,12 @@ pub enum ArtifactCond {
     Labels(Vec<i64>),
     PushTime(Option<i64>, Option<i64>),
     PullTime(Option<i64>, Option<i64>),
+    /// Only the most recently pushed listed artifact of each repository (among those of this
+    /// type and media type, when given).
+    LatestInRepository {
+        kind: Option<String>,
+        media_type: Option<String>,
+    },
 }
 
 /// Orders of an artifact list.
@@ -267,14 +280,20 @@ impl Meta {
     /// One page of the artifacts a repository lists (not index children, not accessories).
     pub async fn list_artifacts(
         &self,
-        repository_id: i64,
+        scope: ArtifactScope,
         conds: &[ArtifactCond],
         sort: &[(ArtifactSort, bool)],
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ArtifactRow>)> {
         let mut sql = Sql::default();
-        let mut parts = vec![format!("m.repository_id = {}", sql.param(Value::Int(repository_id))), LISTED.to_string()];
+        let scope = match scope {
+            ArtifactScope::Repository(id) => format!("m.repository_id = {}", sql.param(Value::Int(id))),
+            ArtifactScope::Project(id) => {
+                format!("m.repository_id IN (SELECT r.id FROM repositories r WHERE r.project_id = {})", sql.param(Value::Int(id)))
+            }
+        };
+        let mut parts = vec![scope, LISTED.to_string()];
         for c in conds {
             parts.push(match c {
                 ArtifactCond::Digest(d) => format!("m.digest = {}", sql.param(Value::Text(d.clone()))),
@@ -301,6 +320,19 @@ impl Meta {
                     .join(" AND "),
                 ArtifactCond::PushTime(from, to) => range("m.push_time", *from, *to, &mut sql),
                 ArtifactCond::PullTime(from, to) => range("m.pull_time", *from, *to, &mut sql),
+                ArtifactCond::LatestInRepository { kind, media_type } => {
+                    let mut inner = String::new();
+                    if let Some(k) = kind {
+                        inner.push_str(&format!(" AND l.artifact_kind = {}", sql.param(Value::Text(k.clone()))));
+                    }
+                    if let Some(t) = media_type {
+                        inner.push_str(&format!(" AND l.media_type = {}", sql.param(Value::Text(t.clone()))));
+                    }
+                    format!(
+                        "m.id = (SELECT l.id FROM manifests l WHERE l.repository_id = m.repository_id AND l.parents = 0 \
+                         AND l.accessory_of IS NULL{inner} ORDER BY l.push_time DESC, l.id DESC LIMIT 1)"
+                    )
+                }
             });
         }
         let parts: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
@@ -435,30 +467,31 @@ impl Meta {
         .await)
     }
 
-    /// The accessories of these subjects in a repository, oldest first.
-    pub async fn accessories_of(&self, repository_id: i64, subjects: &[String]) -> Result<Vec<ArtifactRow>> {
-        if subjects.is_empty() {
+    /// The accessories of these subjects in these repositories, oldest first (match them to
+    /// their subject by repository and digest).
+    pub async fn accessories_of(&self, repository_ids: &[i64], subjects: &[String]) -> Result<Vec<ArtifactRow>> {
+        if subjects.is_empty() || repository_ids.is_empty() {
             return Ok(vec![]);
         }
         let mut sql = Sql::default();
-        let repo = sql.param(Value::Int(repository_id));
+        let repos = sql.list(repository_ids.iter().copied().map(Value::Int));
         let list = sql.list(subjects.iter().cloned().map(Value::Text));
-        let text = format!("{ARTIFACT_SELECT} WHERE m.repository_id = {repo} AND m.accessory_of IN ({list}) ORDER BY m.id");
+        let text = format!("{ARTIFACT_SELECT} WHERE m.repository_id IN ({repos}) AND m.accessory_of IN ({list}) ORDER BY m.id");
         Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
             .fetch_all(p)
             .await)?)
     }
 
-    /// (digest, id) of the manifests of a repository with these digests.
-    pub async fn manifest_ids(&self, repository_id: i64, digests: &[String]) -> Result<Vec<(String, i64)>> {
-        if digests.is_empty() {
+    /// (repository id, digest, id) of the manifests of these repositories with these digests.
+    pub async fn manifest_ids(&self, repository_ids: &[i64], digests: &[String]) -> Result<Vec<(i64, String, i64)>> {
+        if digests.is_empty() || repository_ids.is_empty() {
             return Ok(vec![]);
         }
         let mut sql = Sql::default();
-        let repo = sql.param(Value::Int(repository_id));
+        let repos = sql.list(repository_ids.iter().copied().map(Value::Int));
         let list = sql.list(digests.iter().cloned().map(Value::Text));
-        let text = format!("SELECT digest, id FROM manifests WHERE repository_id = {repo} AND digest IN ({list})");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+        let text = format!("SELECT repository_id, digest, id FROM manifests WHERE repository_id IN ({repos}) AND digest IN ({list})");
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
             .fetch_all(p)
             .await)?)
     }

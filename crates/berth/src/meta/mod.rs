@@ -25,7 +25,7 @@ mod uploads;
 mod users;
 
 pub use accounts::{ProjectRow, UserRow, role as accounts_role};
-pub use artifacts::{ArtifactCond, ArtifactRow, ArtifactSort, RepoCond, RepoSort, RepositoryRow, TagRow, TagSort};
+pub use artifacts::{ArtifactCond, ArtifactRow, ArtifactScope, ArtifactSort, RepoCond, RepoSort, RepositoryRow, TagRow, TagSort};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
 pub use labels::{LabelChange, LabelCond, LabelQuery, LabelRow, LabelSort};
 pub use projects::{

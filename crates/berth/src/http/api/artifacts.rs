@@ -12,7 +12,7 @@ use super::{ApiError, ApiResult, Paging, paged, time};
 use crate::app::{App, AppState};
 use crate::auth::policy::{self, Scope};
 use crate::domain::artifacts as dartifacts;
-use crate::meta::{ArtifactCond, ArtifactRow, ArtifactSort, Audit, RepositoryRow, TagRow, TagSort};
+use crate::meta::{ArtifactCond, ArtifactRow, ArtifactScope, ArtifactSort, Audit, RepositoryRow, TagRow, TagSort};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     const BASE: &str = "/projects/{project_name}/repositories/{repository_name}/artifacts";
     Router::new()
         .route(BASE, get(list).post(copy))
+        .route("/projects/{project_name_or_id}/artifacts", get(list_in_project))
         .route(&format!("{BASE}/{{reference}}"), get(read).delete(remove))
         .route(&format!("{BASE}/{{reference}}/tags"), get(list_tags).post(create_tag))
         .route(&format!("{BASE}/{{reference}}/tags/{{tag_name}}"), delete(delete_tag))
@@ -78,8 +79,9 @@ impl With {
     }
 }
 
-fn api_base(repo: &RepositoryRow, project: &str) -> String {
-    let path = repo.name.strip_prefix(&format!("{project}/")).unwrap_or(&repo.name);
+/// The artifact API path of repository `name` (`project/path`).
+fn api_base(name: &str) -> String {
+    let (project, path) = name.split_once('/').unwrap_or((name, ""));
     let encoded = path.replace('/', "%252F");
     format!("{}/projects/{project}/repositories/{encoded}/artifacts", super::API_PREFIX)
 }
@@ -115,28 +117,33 @@ fn accessory_json(a: &ArtifactRow, subject_id: i64, subject_digest: &str, repo: 
 /// What a page of artifacts needs besides the rows, fetched once for the whole page.
 struct Extras {
     tags: HashMap<i64, Vec<TagRow>>,
-    accessories: HashMap<String, Vec<ArtifactRow>>,
-    child_ids: HashMap<String, i64>,
+    /// (repository id, subject digest) → accessories.
+    accessories: HashMap<(i64, String), Vec<ArtifactRow>>,
+    /// (repository id, digest) → manifest id.
+    child_ids: HashMap<(i64, String), i64>,
     labels: HashMap<i64, Vec<Value>>,
 }
 
-async fn extras(app: &App, repo: &RepositoryRow, rows: &[ArtifactRow], with: With) -> ApiResult<Extras> {
+async fn extras(app: &App, rows: &[ArtifactRow], with: With) -> ApiResult<Extras> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut repos: Vec<i64> = rows.iter().map(|r| r.repository_id).collect();
+    repos.sort_unstable();
+    repos.dedup();
     let mut tags: HashMap<i64, Vec<TagRow>> = HashMap::new();
     if with.tag {
         for t in app.meta.tags_of_artifacts(&ids).await? {
             tags.entry(t.manifest_id).or_default().push(t);
         }
     }
-    let mut accessories: HashMap<String, Vec<ArtifactRow>> = HashMap::new();
+    let mut accessories: HashMap<(i64, String), Vec<ArtifactRow>> = HashMap::new();
     if with.accessory || with.signature {
         let digests: Vec<String> = rows.iter().map(|r| r.digest.clone()).collect();
-        for a in app.meta.accessories_of(repo.id, &digests).await? {
-            accessories.entry(a.accessory_of.clone().unwrap_or_default()).or_default().push(a);
+        for a in app.meta.accessories_of(&repos, &digests).await? {
+            accessories.entry((a.repository_id, a.accessory_of.clone().unwrap_or_default())).or_default().push(a);
         }
     }
     let children: Vec<String> = rows.iter().flat_map(|r| children_of(r).into_iter().map(|c| c.digest.to_string())).collect();
-    let child_ids = app.meta.manifest_ids(repo.id, &children).await?.into_iter().collect();
+    let child_ids = app.meta.manifest_ids(&repos, &children).await?.into_iter().map(|(repo, d, id)| ((repo, d), id)).collect();
     let mut labels: HashMap<i64, Vec<Value>> = HashMap::new();
     if with.label {
         for (id, l) in app.meta.labels_of_artifacts(&ids).await? {
@@ -153,8 +160,8 @@ fn children_of(r: &ArtifactRow) -> Vec<oci::Descriptor> {
     Manifest::parse(&r.content, &r.media_type).map(|m| m.manifests).unwrap_or_default()
 }
 
-fn artifact_json(r: &ArtifactRow, project: &str, repo: &RepositoryRow, x: &Extras, with: With) -> Value {
-    let base = api_base(repo, project);
+fn artifact_json(r: &ArtifactRow, x: &Extras, with: With) -> Value {
+    let base = api_base(&r.repository_name);
     let parse = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
     let mut v = json!({
         "id": r.id,
@@ -178,7 +185,7 @@ fn artifact_json(r: &ArtifactRow, project: &str, repo: &RepositoryRow, x: &Extra
         .map(|c| {
             let digest = c.digest.to_string();
             let mut e = json!({"parent_id": r.id, "child_digest": digest});
-            if let Some(id) = x.child_ids.get(&digest) {
+            if let Some(id) = x.child_ids.get(&(r.repository_id, digest.clone())) {
                 e["child_id"] = json!(id);
             }
             if let Some(p) = &c.platform {
@@ -215,7 +222,7 @@ fn artifact_json(r: &ArtifactRow, project: &str, repo: &RepositoryRow, x: &Extra
     if with.accessory || with.signature {
         let acc: Vec<Value> = x
             .accessories
-            .get(&r.digest)
+            .get(&(r.repository_id, r.digest.clone()))
             .map(|list| list.iter().map(|a| accessory_json(a, r.id, &r.digest, &r.repository_name)).collect())
             .unwrap_or_default();
         v["accessories"] = json!(acc);
@@ -312,11 +319,33 @@ fn artifact_query(req: &Req) -> ApiResult<ArtifactQuery> {
 async fn list(State(app): State<AppState>, Path((project, repo)): Path<(String, String)>, req: Req) -> ApiResult<Response> {
     let paging = Paging::parse(req.query("page").as_deref(), req.query("page_size").as_deref())?;
     let with = With::parse(&req)?;
-    let (row, _, repo) = repository_access(&app, &req, &project, &repo, "artifact", "list").await?;
+    let (_, _, repo) = repository_access(&app, &req, &project, &repo, "artifact", "list").await?;
     let (conds, sort) = artifact_query(&req)?;
-    let (total, rows) = app.meta.list_artifacts(repo.id, &conds, &sort, paging.offset(), paging.limit()).await?;
-    let x = extras(&app, &repo, &rows, with).await?;
-    let items: Vec<Value> = rows.iter().map(|r| artifact_json(r, &row.name, &repo, &x, with)).collect();
+    let (total, rows) = app.meta.list_artifacts(ArtifactScope::Repository(repo.id), &conds, &sort, paging.offset(), paging.limit()).await?;
+    let x = extras(&app, &rows, with).await?;
+    let items: Vec<Value> = rows.iter().map(|r| artifact_json(r, &x, with)).collect();
+    Ok(paged(&items, total, paging, &req.uri))
+}
+
+/// `GET /projects/{project_name_or_id}/artifacts`: the artifacts of every repository of a
+/// project; `latest_in_repository=true` keeps only each repository's newest one.
+async fn list_in_project(State(app): State<AppState>, Path(project): Path<String>, req: Req) -> ApiResult<Response> {
+    let paging = Paging::parse(req.query("page").as_deref(), req.query("page_size").as_deref())?;
+    let with = With::parse(&req)?;
+    let (row, _) = project_access(&app, &req, &project, "artifact", "list").await?;
+    let (mut conds, sort) = artifact_query(&req)?;
+    match req.query("latest_in_repository").as_deref() {
+        None | Some("") | Some("false") => {}
+        Some("true") => {
+            let kind = conds.iter().find_map(|c| if let ArtifactCond::Kind(k) = c { Some(k.clone()) } else { None });
+            let media_type = conds.iter().find_map(|c| if let ArtifactCond::MediaType(t) = c { Some(t.clone()) } else { None });
+            conds.push(ArtifactCond::LatestInRepository { kind, media_type });
+        }
+        Some(v) => return Err(ApiError::bad_request(format!("latest_in_repository must be true or false, not {v:?}"))),
+    }
+    let (total, rows) = app.meta.list_artifacts(ArtifactScope::Project(row.id), &conds, &sort, paging.offset(), paging.limit()).await?;
+    let x = extras(&app, &rows, with).await?;
+    let items: Vec<Value> = rows.iter().map(|r| artifact_json(r, &x, with)).collect();
     Ok(paged(&items, total, paging, &req.uri))
 }
 
@@ -337,10 +366,10 @@ async fn read(
     req: Req,
 ) -> ApiResult<Response> {
     let with = With::parse(&req)?;
-    let (row, _, repo) = repository_access(&app, &req, &project, &repo, "artifact", "read").await?;
+    let (_, _, repo) = repository_access(&app, &req, &project, &repo, "artifact", "read").await?;
     let a = artifact(&app, &repo, &reference).await?;
-    let x = extras(&app, &repo, std::slice::from_ref(&a), with).await?;
-    Ok(axum::Json(artifact_json(&a, &row.name, &repo, &x, with)).into_response())
+    let x = extras(&app, std::slice::from_ref(&a), with).await?;
+    Ok(axum::Json(artifact_json(&a, &x, with)).into_response())
 }
 
 async fn remove(
@@ -394,17 +423,12 @@ async fn copy(State(app): State<AppState>, Path((project, repo_raw)): Path<(Stri
     let src = artifact(&app, &src_repo, &src_ref).await?;
     let tag = (!src_ref.contains(':')).then_some(src_ref.as_str());
     let digest = dartifacts::copy(&app, &src_repo.name, &src, &target, tag, req.audit()).await?;
-    let location = format!("{}/{}", api_base_name(&target_project.name, &target), digest);
+    let location = format!("{}/{}", api_base(target.as_str()), digest);
     let mut r = StatusCode::CREATED.into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
-}
-
-fn api_base_name(project: &str, repo: &RepoName) -> String {
-    let path = repo.as_str().strip_prefix(&format!("{project}/")).unwrap_or(repo.as_str()).replace('/', "%252F");
-    format!("{}/projects/{project}/repositories/{path}/artifacts", super::API_PREFIX)
 }
 
 const TAG_SORTS: &[&str] = &["name", "push_time", "pull_time", "id"];
@@ -472,7 +496,7 @@ async fn create_tag(
     if !app.meta.create_tag(repo.id, a.id, tag.as_str(), &audit).await? {
         return Err(ApiError::new(StatusCode::CONFLICT, "CONFLICT", format!("tag {} already exists in {}", tag.as_str(), repo.name)));
     }
-    let location = format!("{}/{}/tags/{}", api_base(&repo, &row.name), a.digest, tag.as_str());
+    let location = format!("{}/{}/tags/{}", api_base(&repo.name), a.digest, tag.as_str());
     Ok(super::created(&location))
 }
 
@@ -512,7 +536,7 @@ async fn list_accessories(
     };
     let all: Vec<ArtifactRow> = app
         .meta
-        .accessories_of(repo.id, std::slice::from_ref(&a.digest))
+        .accessories_of(&[repo.id], std::slice::from_ref(&a.digest))
         .await?
         .into_iter()
         .filter(|x| want.as_deref().is_none_or(|w| x.accessory_type.as_deref() == Some(w)))
