@@ -15,7 +15,9 @@
 //!
 //! Rows whose operations Berth does not serve yet are kept with their requests and listed as
 //! pending; each must still answer `501 NOT_IMPLEMENTED`, so once one is served the test fails
-//! until its row is switched on (`pending: false`) and checked like the others.
+//! until its row is switched on (`pending: false`) and checked like the others. Repository,
+//! artifact, tag, audit-log and label-list rows have their setup written already
+//! (`pending_ready`); the others still need theirs (`Setup::Later`).
 
 mod common;
 
@@ -278,7 +280,11 @@ enum Setup {
     NoMetadataKey,
     /// A fresh robot of the project to act on ({robot_id}).
     TargetRobot,
-    /// Labels, artifacts and the rest are set up when their operations are served.
+    /// A fresh image tagged `t{n}` in `{p}/img` ({fresh_digest}).
+    FreshImage,
+    /// A fresh repository `{p}/fresh{n}` holding one image.
+    FreshRepo,
+    /// Labels, scans and the rest are set up when their operations are served.
     Later,
 }
 
@@ -301,6 +307,12 @@ const fn live(method: &'static str, path: &'static str, body: Option<&'static st
 /// An operation Berth does not serve yet; it must answer 501 NOT_IMPLEMENTED until its row is switched on.
 const fn pending(method: &'static str, path: &'static str, body: Option<&'static str>, ok: u16) -> Request {
     Request { method, path, body, ok, deny: Deny::Project, setup: Setup::Later, pending: true }
+}
+
+/// A pending operation whose setup is written already (the fixture image `{p}/img:v1`, or `setup`):
+/// switching it on is `pending: false`.
+const fn pending_ready(method: &'static str, path: &'static str, body: Option<&'static str>, ok: u16, setup: Setup) -> Request {
+    Request { method, path, body, ok, deny: Deny::Project, setup, pending: true }
 }
 
 const ART: &str = "/api/v2.0/projects/{p}/repositories/img/artifacts/v1";
@@ -361,44 +373,52 @@ fn operations(resource: &str, action: &str) -> Vec<Request> {
             vec![live("DELETE", "/api/v2.0/projects/{pid}/metadatas/reuse_sys_cve_allowlist", None, 200, Project, MetadataKey)]
         }
         ("log", "list") => vec![
-            pending("GET", "/api/v2.0/projects/{p}/logs", None, 200),
-            pending("GET", "/api/v2.0/projects/{p}/auditlog-exts", None, 200),
+            pending_ready("GET", "/api/v2.0/projects/{p}/logs", None, 200, Plain),
+            pending_ready("GET", "/api/v2.0/projects/{p}/auditlog-exts", None, 200, Plain),
         ],
         ("configuration", _) => vec![],
         ("quota", "read") => vec![pending("GET", "/api/v2.0/quotas?reference=project&reference_id={pid}", None, 200)],
         ("label", "create") => {
-            vec![pending("POST", "/api/v2.0/labels", Some(r#"{"name":"l{n}","scope":"p","project_id":{pid}}"#), 201)]
+            vec![pending_ready("POST", "/api/v2.0/labels", Some(r#"{"name":"l{n}","scope":"p","project_id":{pid}}"#), 201, Plain)]
         }
         ("label", "read") => vec![pending("GET", "/api/v2.0/labels/{label_id}", None, 200)],
         ("label", "update") => vec![pending("PUT", "/api/v2.0/labels/{label_id}", Some(r#"{"description":"x"}"#), 200)],
         ("label", "delete") => vec![pending("DELETE", "/api/v2.0/labels/{label_id}", None, 200)],
-        ("label", "list") => vec![pending("GET", "/api/v2.0/labels?scope=p&project_id={pid}", None, 200)],
+        ("label", "list") => vec![pending_ready("GET", "/api/v2.0/labels?scope=p&project_id={pid}", None, 200, Plain)],
         ("repository", "create") => {
             vec![live("POST", "/api/berth/v1/projects/{p}/repositories", Some(r#"{"name":"made{n}"}"#), 201, Project, Plain)]
         }
-        ("repository", "read") => vec![pending("GET", "/api/v2.0/projects/{p}/repositories/img", None, 200)],
+        ("repository", "read") => vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img", None, 200, Plain)],
         ("repository", "update") => {
-            vec![pending("PUT", "/api/v2.0/projects/{p}/repositories/img", Some(r#"{"description":"x"}"#), 200)]
+            vec![pending_ready("PUT", "/api/v2.0/projects/{p}/repositories/img", Some(r#"{"description":"x"}"#), 200, Plain)]
         }
-        ("repository", "delete") => vec![pending("DELETE", "/api/v2.0/projects/{p}/repositories/fresh{n}", None, 200)],
-        ("repository", "list") => vec![pending("GET", "/api/v2.0/projects/{p}/repositories", None, 200)],
+        ("repository", "delete") => vec![pending_ready("DELETE", "/api/v2.0/projects/{p}/repositories/fresh{n}", None, 200, FreshRepo)],
+        ("repository", "list") => vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories", None, 200, Plain)],
         // Served on /v2 and /service/token, checked by `walk_registry` (delete also has a pending row above).
         ("repository", "pull" | "push") => vec![],
-        ("artifact", "create") => vec![pending("POST", "/api/v2.0/projects/{p}/repositories/copy/artifacts?from={p}/img:v1", None, 201)],
-        ("artifact", "read") => vec![pending("GET", ART, None, 200)],
-        ("artifact", "delete") => vec![pending("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/{fresh_digest}", None, 200)],
+        ("artifact", "create") => {
+            vec![pending_ready("POST", "/api/v2.0/projects/{p}/repositories/copy/artifacts?from={p}/img:v1", None, 201, Plain)]
+        }
+        ("artifact", "read") => vec![pending_ready("GET", ART, None, 200, Plain)],
+        ("artifact", "delete") => {
+            vec![pending_ready("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/{fresh_digest}", None, 200, FreshImage)]
+        }
         ("artifact", "list") => vec![
-            pending("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts", None, 200),
-            pending("GET", "/api/v2.0/projects/{pid}/artifacts", None, 200),
+            pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts", None, 200, Plain),
+            pending_ready("GET", "/api/v2.0/projects/{pid}/artifacts", None, 200, Plain),
         ],
         ("tag", "create") => {
-            vec![pending("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", Some(r#"{"name":"t{n}"}"#), 201)]
+            vec![pending_ready("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", Some(r#"{"name":"t{n}"}"#), 201, Plain)]
         }
-        ("tag", "delete") => vec![pending("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags/t{n}", None, 200)],
-        ("tag", "list") => vec![pending("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", None, 200)],
-        ("accessory", "list") => vec![pending("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/accessories", None, 200)],
+        ("tag", "delete") => {
+            vec![pending_ready("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/t{n}/tags/t{n}", None, 200, FreshImage)]
+        }
+        ("tag", "list") => vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", None, 200, Plain)],
+        ("accessory", "list") => {
+            vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/accessories", None, 200, Plain)]
+        }
         ("artifact-addition", "read") => {
-            vec![pending("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/additions/build_history", None, 200)]
+            vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/additions/build_history", None, 200, Plain)]
         }
         ("artifact-label", "create") => {
             vec![pending("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/labels", Some(r#"{"id":{label_id}}"#), 200)]
@@ -641,11 +661,12 @@ async fn walk_api(w: &World, projects: &[Project]) -> (Vec<String>, Vec<String>)
                         _ => project.clone(),
                     };
                     let creds = w.credentials(who, &target, &resource, &action).await;
+                    let n = w.next();
                     let mut vars = vec![
                         ("p", target.name.clone()),
                         ("pid", target.id.to_string()),
                         ("mid", target.guest_mid.to_string()),
-                        ("n", w.next().to_string()),
+                        ("n", n.to_string()),
                     ];
                     let meta = &w.t.app.meta;
                     let spare_mid = |m: &[berth::meta::MemberRow]| m.iter().find(|m| m.entity_id == w.spare).map(|m| m.id);
@@ -669,6 +690,13 @@ async fn walk_api(w: &World, projects: &[Project]) -> (Vec<String>, Vec<String>)
                         Setup::TargetRobot => {
                             let (_, _, id) = w.robot(&target, "repository", "pull").await;
                             vars.push(("robot_id", id.to_string()));
+                        }
+                        Setup::FreshImage | Setup::FreshRepo => {
+                            let path = if op.setup == Setup::FreshRepo { format!("fresh{n}") } else { "img".into() };
+                            let repo = format!("{}/{path}", target.name);
+                            let token = w.t.admin_token(&repo).await;
+                            let (digest, _) = w.t.push_image(&token, &repo, &format!("t{n}"), &[]).await;
+                            vars.push(("fresh_digest", digest));
                         }
                         Setup::Plain | Setup::FreshProject => {}
                         Setup::Later => unreachable!("a served row needs its setup written"),
