@@ -171,6 +171,20 @@ async fn fallback(db: Db) {
     t.shutdown().await;
 }
 
+/// The server's compiled-in list is the contract's (both come from the same swagger file).
+#[test]
+fn server_operations_are_the_contracts() {
+    let server: Vec<(String, String, String, String)> = berth::http::api::unimplemented::operations()
+        .iter()
+        .map(|o| (o.method.to_string(), o.path.to_string(), o.id.to_string(), o.tag.to_string()))
+        .collect();
+    let contract: Vec<(String, String, String, String)> = contract::operations()
+        .iter()
+        .map(|o| (o.method.clone(), o.path.clone(), o.id.clone(), o.tags.first().cloned().unwrap_or_default()))
+        .collect();
+    assert!(server == contract, "harbor-operations.tsv and harbor-contract.json differ: run scripts/extract-harbor-contract");
+}
+
 on_both_backends! {
     coverage_report => report;
     fallback_answers => fallback;
