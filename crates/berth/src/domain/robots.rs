@@ -270,13 +270,18 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
 
 /// A robot the caller may see (`read`), with its permissions.
 pub async fn get(app: &App, caller: &Principal, id: i64) -> Result<(RobotRow, Vec<RobotAccess>)> {
+    fetch(app, caller, id, "read").await
+}
+
+/// A robot the caller may read or do `action` on (else answered as missing), with its permissions.
+async fn fetch(app: &App, caller: &Principal, id: i64, action: &str) -> Result<(RobotRow, Vec<RobotAccess>)> {
     let not_found = || Error::NotFound(format!("robot {id} not found"));
     let row = app.meta.robot(id).await?.ok_or_else(not_found)?;
     let project = match row.project_id {
         Some(pid) => Some(project_name(app, pid).await?),
         None => None,
     };
-    if !may_manage(app, caller, project.as_deref(), "read").await? {
+    if !may_manage(app, caller, project.as_deref(), "read").await? && !may_manage(app, caller, project.as_deref(), action).await? {
         return Err(not_found());
     }
     let access = app.meta.robot_permissions(&[id]).await?.into_iter().map(|(_, a)| a).collect();
@@ -300,7 +305,14 @@ pub async fn list(
         None => None,
     };
     if !may_manage(app, caller, project.as_deref(), "list").await? {
-        return Err(if project.is_some() { Error::NotFound("project not found".into()) } else { Error::Denied });
+        // A project the caller may not read is answered as a missing one; a reader is refused.
+        let visible = match &project {
+            Some(name) => crate::domain::projects::facts(app, name, caller)
+                .await?
+                .is_some_and(|(_, f)| policy::allows(caller, Scope::Project(Some(&f)), "", "read")),
+            None => true,
+        };
+        return Err(if visible { Error::Denied } else { Error::NotFound("project not found".into()) });
     }
     let (rows, total) = app.meta.robots(project_id, offset, limit).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -314,7 +326,7 @@ pub async fn list(
 
 /// Updates description, disable, duration and permissions (level and name stay).
 pub async fn update(app: &App, caller: &Principal, id: i64, req: RobotCreate, audit: Audit) -> Result<()> {
-    let (mut row, _) = get(app, caller, id).await?;
+    let (mut row, _) = fetch(app, caller, id, "create").await?;
     let project = match row.project_id {
         Some(pid) => Some(project_name(app, pid).await?),
         None => None,
@@ -356,7 +368,7 @@ pub async fn update(app: &App, caller: &Principal, id: i64, req: RobotCreate, au
 
 /// Sets a new secret (given, or generated); returns it.
 pub async fn refresh(app: &App, caller: &Principal, id: i64, secret: Option<String>, audit: Audit) -> Result<String> {
-    let (row, _) = get(app, caller, id).await?;
+    let (row, _) = fetch(app, caller, id, "create").await?;
     let project = match row.project_id {
         Some(pid) => Some(project_name(app, pid).await?),
         None => None,
@@ -380,7 +392,7 @@ pub async fn refresh(app: &App, caller: &Principal, id: i64, secret: Option<Stri
 }
 
 pub async fn delete(app: &App, caller: &Principal, id: i64, audit: Audit) -> Result<()> {
-    let (row, _) = get(app, caller, id).await?;
+    let (row, _) = fetch(app, caller, id, "delete").await?;
     let project = match row.project_id {
         Some(pid) => Some(project_name(app, pid).await?),
         None => None,

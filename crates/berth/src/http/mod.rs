@@ -17,6 +17,8 @@ pub fn router(app: AppState) -> Router {
         .route("/service/token", get(auth::token))
         .route("/api/version", get(|| async { axum::Json(serde_json::json!({"version": "v2.0"})) }))
         .nest("/api/v2.0", api::router())
+        // The nested router does not see its bare prefix with a trailing slash.
+        .route("/api/v2.0/", axum::routing::any(api::unimplemented::fallback))
         .merge(api::berth::routes())
         .merge(api::tokens::routes())
         .route("/v2", axum::routing::any(oci::handle))

@@ -19,6 +19,7 @@ pub mod robots;
 pub mod search;
 pub mod system;
 pub mod tokens;
+pub mod unimplemented;
 pub mod users;
 
 use crate::app::{App, AppState};
@@ -45,11 +46,9 @@ pub fn router() -> Router<AppState> {
         .merge(audit::routes())
         .merge(search::routes())
         .merge(configurations::routes())
-        .fallback(not_implemented)
-}
-
-async fn not_implemented(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{} is not an operation Berth serves", uri.path()))
+        // After every route: answers 405 with Harbor's body on each of them.
+        .method_not_allowed_fallback(unimplemented::method_not_allowed)
+        .fallback(unimplemented::fallback)
 }
 
 /// A Harbor error response.

@@ -85,7 +85,8 @@ pub(crate) fn denied(req: &Req) -> ApiError {
 }
 
 /// The project named by a path value, when the caller may read it and do `action` on
-/// `resource` in it. A project the caller may not read is answered as a missing one.
+/// `resource` in it. A project the caller may neither read nor do the operation in is
+/// answered as a missing one.
 pub(crate) async fn project_access(app: &App, req: &Req, raw: &str, resource: &str, action: &str) -> ApiResult<(ProjectRow, ProjectFacts)> {
     let key = NameOrId::parse(raw, &req.headers);
     let missing = || match &key {
@@ -98,7 +99,8 @@ pub(crate) async fn project_access(app: &App, req: &Req, raw: &str, resource: &s
     };
     let Some((row, facts)) = dprojects::lookup(app, dkey, &req.principal).await? else { return Err(missing()) };
     let scope = Scope::Project(Some(&facts));
-    if !policy::allows(&req.principal, scope, "", "read") {
+    // Whoever may do the operation knows the project (a robot holds no `read` on the project itself).
+    if !policy::allows(&req.principal, scope, "", "read") && !policy::allows(&req.principal, scope, resource, action) {
         return Err(missing());
     }
     if !policy::allows(&req.principal, scope, resource, action) {

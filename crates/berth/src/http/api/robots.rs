@@ -1,11 +1,13 @@
 //! Harbor API groups `robot` (`/robots`) and `permissions` (`/permissions`).
 
+use super::projects::json_body;
 use super::query::{Cond, Filter};
 use super::{ApiError, ApiResult, Caller, Paging, paged, require_login, time};
 use crate::app::AppState;
 use crate::auth::policy::{self, Scope};
 use crate::domain::robots::{self, PROJECT_CATALOGUE, RobotCreate, SYSTEM_CATALOGUE};
 use crate::meta::{Audit, RobotAccess, RobotRow};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -44,8 +46,9 @@ fn audit(caller: &Caller, headers: &HeaderMap) -> Audit {
     Audit { operator: caller.0.name().to_string(), client_ip, user_agent, ..Default::default() }
 }
 
-async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, Json(req): Json<RobotCreate>) -> ApiResult<Response> {
+async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     require_login(&caller.0)?;
+    let req: RobotCreate = json_body(&body)?;
     let (row, secret) = robots::create(&app, &caller.0, req, audit(&caller, &headers)).await?;
     let body =
         json!({"id": row.id, "name": row.name, "secret": secret, "creation_time": time(row.creation_time), "expires_at": row.expires_at});
@@ -88,9 +91,10 @@ async fn update(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Json(req): Json<RobotCreate>,
+    body: Bytes,
 ) -> ApiResult<StatusCode> {
     require_login(&caller.0)?;
+    let req: RobotCreate = json_body(&body)?;
     robots::update(&app, &caller.0, id, req, audit(&caller, &headers)).await?;
     Ok(StatusCode::OK)
 }
