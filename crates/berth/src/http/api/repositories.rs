@@ -5,11 +5,11 @@
 //! when it contains `/` (`a%252Fb`); a single encoding is accepted too. A repository in a
 //! project the caller may not read is answered as a missing one.
 
-use super::projects::{Req, denied, json_body, ok, project_access};
+use super::projects::{Req, json_body, ok, project_access};
 use super::query::{Cond, Filter, parse_sort};
 use super::{ApiError, ApiResult, Paging, paged, time};
 use crate::app::{App, AppState};
-use crate::auth::policy::{self, ProjectFacts, Scope};
+use crate::auth::policy::ProjectFacts;
 use crate::meta::{Audit, ProjectRow, RepoCond, RepoSort, RepositoryRow};
 use axum::Router;
 use axum::body::Bytes;
@@ -41,12 +41,9 @@ pub(crate) async fn repository_access(
     action: &str,
 ) -> ApiResult<(ProjectRow, ProjectFacts, RepositoryRow)> {
     let path = repo_path(raw_repo);
-    let (row, facts) = project_access(app, req, project, "", "read").await?;
+    let (row, facts) = project_access(app, req, project, resource, action).await?;
     let full = format!("{}/{path}", row.name);
     let repo = app.meta.repository(&full).await?.ok_or_else(|| ApiError::not_found(format!("repository {full} not found")))?;
-    if !policy::allows(&req.principal, Scope::Project(Some(&facts)), resource, action) {
-        return Err(denied(req));
-    }
     Ok((row, facts, repo))
 }
 
