@@ -22,6 +22,7 @@ mod uploads;
 mod users;
 
 pub use accounts::{ProjectRow, UserRow, role as accounts_role};
+pub use auditlog::{AuditFilter, AuditRow, AuditSort, AuditText};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
 pub use projects::{
     AllowlistRow, CreateProject, DeleteProject, MemberRow, NewProject, ProjectAuditRow, ProjectCond, ProjectDetail, ProjectIntCol,
