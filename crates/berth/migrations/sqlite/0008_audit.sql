@@ -10,6 +10,8 @@ UPDATE audit_log SET operation = 'login' WHERE operation = 'login_failed' AND re
 -- 0001 has (op_time) and (project_id, op_time).
 CREATE INDEX audit_log_operator_time ON audit_log (operator, op_time);
 CREATE INDEX audit_log_type_time ON audit_log (resource_type, operation, op_time);
+CREATE INDEX audit_log_operation_time ON audit_log (operation, op_time);
+CREATE INDEX audit_log_project_operation_time ON audit_log (project_id, operation, op_time);
 CREATE INDEX audit_log_resource_time ON audit_log (resource, op_time);
 
 -- Counts (X-Total-Count) are exact, but counting index entries costs time in proportion to the
