@@ -24,6 +24,8 @@ impl Filter {
     /// Parses `q`; only keys in `allowed` are accepted.
     pub fn parse(q: Option<&str>, allowed: &[&str]) -> ApiResult<Filter> {
         let Some(q) = q.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(Filter::default()) };
+        let unescaped = unescape_once(q);
+        let q = unescaped.as_deref().unwrap_or(q);
         let mut out = Vec::new();
         for clause in split_top(q) {
             let (k, v) = clause
@@ -41,6 +43,35 @@ impl Filter {
     pub fn get(&self, key: &str) -> Option<&Cond> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, c)| c)
     }
+}
+
+/// Harbor decodes `q` once more after the query string itself (clients such as Harbor's own
+/// UI encode it twice): `%XX` and `+` are decoded unless an escape is malformed or the result
+/// is not UTF-8, in which case `q` is taken as it is.
+fn unescape_once(q: &str) -> Option<String> {
+    if !q.contains(['%', '+']) {
+        return None;
+    }
+    let b = q.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = q.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Splits on commas that are not inside brackets or quotes.
@@ -162,6 +193,16 @@ mod tests {
             vec![("name".into(), false), ("creation_time".into(), true)]
         );
         assert!(parse_sort(Some("password"), &["name"]).is_err());
+    }
+
+    #[test]
+    fn decodes_a_twice_encoded_q_as_harbor_does() {
+        let f = Filter::parse(Some("username%3D~adm%2Cop_time%3D%5B2020-04-09+00%3A00%3A00~%5D"), &["username", "op_time"]).unwrap();
+        assert_eq!(f.get("username"), Some(&Cond::Fuzzy("adm".into())));
+        assert_eq!(f.get("op_time"), Some(&Cond::Range(Some("2020-04-09 00:00:00".into()), None)));
+        // A malformed escape leaves q as it is.
+        let f = Filter::parse(Some("name=~50%"), &["name"]).unwrap();
+        assert_eq!(f.get("name"), Some(&Cond::Fuzzy("50%".into())));
     }
 
     #[test]
