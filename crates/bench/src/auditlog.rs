@@ -242,7 +242,8 @@ fn queries(first_project_id: i64, now: i64) -> Vec<Query> {
     let (to20, to20_ms) = ts(day(20));
     let (from1, from1_ms) = ts(day(45) - 5 * 3_600_000);
     let (to1, to1_ms) = ts(day(44) + 7 * 3_600_000);
-    let enc = |s: &str| form_urlencoded_min(s);
+    // Encoded twice, as Harbor's own UI sends q (Harbor decodes q once more, `+` included).
+    let enc = |s: &str| form_urlencoded_min(&form_urlencoded_min(s));
     let p1 = first_project_id;
     let p7 = first_project_id + 6;
     vec![

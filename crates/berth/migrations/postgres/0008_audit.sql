@@ -7,7 +7,7 @@ UPDATE audit_log SET operation = 'login' WHERE operation = 'login_failed' AND re
 CREATE INDEX audit_log_time_id ON audit_log (op_time, id);
 CREATE INDEX audit_log_project_time_id ON audit_log (project_id, op_time, id);
 CREATE INDEX audit_log_operator_time ON audit_log (operator, op_time, id);
-CREATE INDEX audit_log_type_time ON audit_log (resource_type, operation, op_time, id);
+CREATE INDEX audit_log_type_time ON audit_log (resource_type, op_time, id);
 CREATE INDEX audit_log_operation_time ON audit_log (operation, op_time, id);
 CREATE INDEX audit_log_project_operation_time ON audit_log (project_id, operation, op_time, id);
 CREATE INDEX audit_log_resource_time ON audit_log (resource, op_time, id);

@@ -6,10 +6,12 @@ UPDATE audit_log SET operation = 'login' WHERE operation = 'login_failed' AND re
 
 -- Pages: every list is ordered newest first (op_time DESC, id DESC), and each filter Harbor
 -- offers has an index that yields its rows already in that order, so a page reads page_size
--- index entries (SQLite appends the rowid to every index, which settles ties on op_time).
--- 0001 has (op_time) and (project_id, op_time).
+-- index entries (SQLite appends the rowid to every index, which settles ties on op_time) and
+-- never sorts the matches. With two filters, one index is walked and the other filter checked
+-- on its rows; a combination that matches nothing is not listed at all (its total, 0, comes
+-- first). 0001 has (op_time) and (project_id, op_time).
 CREATE INDEX audit_log_operator_time ON audit_log (operator, op_time);
-CREATE INDEX audit_log_type_time ON audit_log (resource_type, operation, op_time);
+CREATE INDEX audit_log_type_time ON audit_log (resource_type, op_time);
 CREATE INDEX audit_log_operation_time ON audit_log (operation, op_time);
 CREATE INDEX audit_log_project_operation_time ON audit_log (project_id, operation, op_time);
 CREATE INDEX audit_log_resource_time ON audit_log (resource, op_time);
