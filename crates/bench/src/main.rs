@@ -4,6 +4,7 @@
 //! non-zero if any scenario failed. `compare` renders two JSON results side
 //! by side.
 
+mod auditlog;
 mod auth;
 mod client;
 mod data;
@@ -67,6 +68,25 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Berth only: fill a SQLite database with audit records, start Berth on it and time
+    /// filtered audit-log page queries (p50/p99), checking every X-Total-Count
+    Auditlog {
+        /// The berth binary
+        #[arg(long)]
+        berth: PathBuf,
+        /// An empty directory for Berth's data
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many audit records to write
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// Requests per query
+        #[arg(long, default_value_t = 200)]
+        requests: u64,
+        /// Also write the results as JSON to this file
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Print a markdown table comparing two --json result files (ratios A/B)
     Compare {
         a: PathBuf,
@@ -129,6 +149,11 @@ fn main() -> ExitCode {
         Some(Cmd::Compare { a, b, a_name, b_name }) => {
             load(&a).and_then(|ra| load(&b).map(|rb| println!("{}", report::compare(&ra, &rb, &a_name, &b_name)))).map(|_| true)
         }
+        Some(Cmd::Auditlog { berth, dir, rows, requests, json }) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(auditlog::run(auditlog::Args { berth, dir, rows, requests, json }))),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

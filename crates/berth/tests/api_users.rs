@@ -168,10 +168,7 @@ async fn create_and_read(db: Db) {
 
     // The creation is in the audit log, by the admin (beside the failed login above).
     let rows = audit_rows(&t, "alice").await;
-    assert_eq!(
-        rows,
-        [("admin".into(), "user".into(), "create".into(), true), ("alice".into(), "user".into(), "login_failed".into(), false)]
-    );
+    assert_eq!(rows, [("admin".into(), "user".into(), "create".into(), true), ("alice".into(), "user".into(), "login".into(), false)]);
 
     // CLI secrets are for OIDC users only.
     let r = call(&t, Method::PUT, &format!("/users/{id}/cli_secret"), ADMIN, Some(json!({"secret": "Abcdefg12345"}))).await;
@@ -385,7 +382,7 @@ async fn delete_users(db: Db) {
 
     // (The refused login of the deleted account is recorded as a failed login.)
     let ops: Vec<(String, String)> =
-        audit_rows(&t, "gone").await.into_iter().filter(|r| r.2 != "login_failed").map(|(op, _, o, _)| (op, o)).collect();
+        audit_rows(&t, "gone").await.into_iter().filter(|r| r.2 != "login").map(|(op, _, o, _)| (op, o)).collect();
     assert_eq!(ops, [("admin".into(), "create".into()), ("admin".into(), "delete".into()), ("admin".into(), "create".into())]);
     t.shutdown().await;
 }
@@ -655,10 +652,10 @@ async fn failed_login_slowdown(db: Db) {
     assert_eq!(token.status(), StatusCode::UNAUTHORIZED, "the token service is locked too");
     // Attempts during the cool-down are not even checked, so they are not counted.
     assert_eq!(status(get(&t, "/users/current", wrong).await), StatusCode::UNAUTHORIZED);
-    let failures = |rows: Vec<(String, String, String, bool)>| rows.into_iter().filter(|r| r.2 == "login_failed").collect::<Vec<_>>();
+    let failures = |rows: Vec<(String, String, String, bool)>| rows.into_iter().filter(|r| r.2 == "login").collect::<Vec<_>>();
     let rows = failures(audit_rows(&t, "kim").await);
     assert_eq!(rows.len(), 5);
-    assert!(rows.iter().all(|r| r == &("kim".to_string(), "user".to_string(), "login_failed".to_string(), false)), "{rows:?}");
+    assert!(rows.iter().all(|r| r == &("kim".to_string(), "user".to_string(), "login".to_string(), false)), "{rows:?}");
 
     // After the cool-down the right password works again.
     tokio::time::sleep(cooldown + Duration::from_millis(300)).await;

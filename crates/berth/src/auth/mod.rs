@@ -8,7 +8,9 @@
 //! Failed logins are slowed down per user name: after `LoginThrottle::max_failures` wrong
 //! passwords within `window`, every attempt for that name is refused, without checking the
 //! password, for a cool-down that doubles with each consecutive lock-out up to
-//! `max_cooldown`. Each wrong password writes a `login_failed` audit row. The counters live
+//! `max_cooldown`. Each wrong password writes one audit row (operation `login`, resource type
+//! `user`, failed; Harbor's `login_user` event) with the client's address and user agent, never
+//! the password. The counters live
 //! in memory on each node (like the credential cache): with several nodes behind a load
 //! balancer each node counts on its own, so an attacker gets up to one allowance per node,
 //! while the audit rows, in the shared database, record every failure.
@@ -40,6 +42,13 @@ pub struct Auth {
     argon: Semaphore,
     /// Failed Basic logins per user name, on this node only.
     failed_logins: Mutex<FailedLogins>,
+}
+
+/// Where a login attempt comes from, for the audit row of a failure.
+#[derive(Clone, Debug, Default)]
+pub struct LoginFrom {
+    pub client_ip: String,
+    pub user_agent: String,
 }
 
 /// How repeated failed logins for one user name are slowed down.
@@ -174,15 +183,23 @@ impl Auth {
         h.finalize().into()
     }
 
-    /// Counts a wrong password for `username` and records it in the audit log.
-    async fn login_failed(&self, meta: &Meta, username: &str, slot: [u8; 32]) {
+    /// Counts a wrong password for `username` and records it in the audit log (one insert).
+    async fn login_failed(&self, meta: &Meta, username: &str, slot: [u8; 32], from: &LoginFrom) {
         let locked_for = self.failed_logins.lock().expect("failed-login lock").note_failure(slot, Instant::now());
         let name: String = username.chars().take(255).collect();
         if let Some(cooldown) = locked_for {
             let secs = cooldown.as_secs_f64();
             tracing::warn!(username = %name, cooldown_secs = secs, "repeated failed logins: refusing this user name for a while");
         }
-        let a = Audit { operator: name.clone(), resource: name, resource_type: "user", operation: "login_failed", ..Default::default() };
+        let a = Audit {
+            operator: name.clone(),
+            resource: name,
+            resource_type: "user",
+            operation: "login",
+            client_ip: from.client_ip.clone(),
+            user_agent: from.user_agent.clone(),
+            ..Default::default()
+        };
         if let Err(e) = meta.record(&a, false).await {
             tracing::error!("cannot record a failed login: {e}");
         }
@@ -200,6 +217,11 @@ impl Auth {
     /// Checks a username and password; `Ok(None)` when they are wrong, or when the name is
     /// locked out after repeated failures (then the password is not even checked).
     pub async fn verify_password(&self, meta: &Meta, username: &str, password: &str) -> Result<Option<Principal>> {
+        self.verify_password_from(meta, username, password, &LoginFrom::default()).await
+    }
+
+    /// `verify_password` for a login attempt from a client, which a failure's audit row names.
+    pub async fn verify_password_from(&self, meta: &Meta, username: &str, password: &str, from: &LoginFrom) -> Result<Option<Principal>> {
         let name_slot = self.name_slot(username);
         let had_failures = {
             let failed = self.failed_logins.lock().expect("failed-login lock");
@@ -224,12 +246,12 @@ impl Auth {
         let Some(user) = meta.user_by_name(username).await? else {
             // Spend the same work as a real check so that timing does not reveal which names exist.
             let _ = self.argon_verify(DUMMY_HASH.to_string(), password.to_owned()).await;
-            self.login_failed(meta, username, name_slot).await;
+            self.login_failed(meta, username, name_slot, from).await;
             return Ok(None);
         };
         let UserRow { id, username, password_hash, sysadmin } = user;
         if !self.argon_verify(password_hash, password.to_owned()).await? {
-            self.login_failed(meta, &username, name_slot).await;
+            self.login_failed(meta, &username, name_slot, from).await;
             return Ok(None);
         }
         succeeded();

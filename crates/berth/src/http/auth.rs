@@ -33,18 +33,37 @@ pub async fn credentials(app: &App, headers: &HeaderMap) -> Result<Credentials> 
         return app.auth.tokens.verify(t.trim()).map(Credentials::Token).ok_or(Error::BadCredentials);
     }
     let (user, password) = basic_pair(value).ok_or(Error::BadCredentials)?;
-    verify_basic(app, &user, &password).await.map(Credentials::Principal)
+    verify_basic(app, &user, &password, headers).await.map(Credentials::Principal)
 }
 
-/// Checks a username with a password or a personal access token.
-async fn verify_basic(app: &App, user: &str, password: &str) -> Result<Principal> {
+/// Checks a username with a password or a personal access token. A failure is recorded in the
+/// audit log (one insert; the password never is).
+async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap) -> Result<Principal> {
+    let (client_ip, user_agent) = super::client(headers, None);
+    let from = crate::auth::LoginFrom { client_ip, user_agent };
     let found = if user.starts_with(&app.config.robot_prefix) {
         crate::domain::robots::verify(app, user, password).await?
     } else if password.starts_with(crate::domain::tokens::PREFIX) {
         crate::domain::tokens::verify(app, user, password).await?
     } else {
-        app.auth.verify_password(&app.meta, user, password).await?
+        // Counts and records its own failures (with the lock-out after repeated ones).
+        return app.auth.verify_password_from(&app.meta, user, password, &from).await?.ok_or(Error::BadCredentials);
     };
+    if found.is_none() {
+        let name: String = user.chars().take(255).collect();
+        let a = crate::meta::Audit {
+            operator: name.clone(),
+            resource: name,
+            resource_type: "user",
+            operation: "login",
+            client_ip: from.client_ip,
+            user_agent: from.user_agent,
+            ..Default::default()
+        };
+        if let Err(e) = app.meta.record(&a, false).await {
+            tracing::error!("cannot record a failed login: {e}");
+        }
+    }
     found.ok_or(Error::BadCredentials)
 }
 
@@ -54,7 +73,7 @@ async fn basic_principal(app: &App, headers: &HeaderMap) -> Result<Principal> {
         None => Ok(Principal::Anonymous),
         Some(v) => {
             let (user, password) = basic_pair(v).ok_or(Error::BadCredentials)?;
-            verify_basic(app, &user, &password).await
+            verify_basic(app, &user, &password, headers).await
         }
     }
 }

@@ -26,6 +26,7 @@ mod users;
 
 pub use accounts::{ProjectRow, UserRow, role as accounts_role};
 pub use artifacts::{ArtifactCond, ArtifactRow, ArtifactScope, ArtifactSort, RepoCond, RepoSort, RepositoryRow, TagRow, TagSort};
+pub use auditlog::{AuditFilter, AuditRow, AuditSort, AuditText};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};
 pub use labels::{LabelChange, LabelCond, LabelQuery, LabelRow, LabelSort};
 pub use projects::{

@@ -88,7 +88,17 @@ pub(crate) fn denied(req: &Req) -> ApiError {
 /// `resource` in it. A project the caller may neither read nor do the operation in is
 /// answered as a missing one.
 pub(crate) async fn project_access(app: &App, req: &Req, raw: &str, resource: &str, action: &str) -> ApiResult<(ProjectRow, ProjectFacts)> {
-    let key = NameOrId::parse(raw, &req.headers);
+    project_access_by(app, req, NameOrId::parse(raw, &req.headers), resource, action).await
+}
+
+/// Like `project_access`, for a project already named by id or name.
+pub(crate) async fn project_access_by(
+    app: &App,
+    req: &Req,
+    key: NameOrId,
+    resource: &str,
+    action: &str,
+) -> ApiResult<(ProjectRow, ProjectFacts)> {
     let missing = || match &key {
         NameOrId::Id(id) => ApiError::not_found(format!("project {id} not found")),
         NameOrId::Name(name) => ApiError::not_found(format!("project {name} not found")),

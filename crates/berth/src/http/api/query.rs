@@ -24,6 +24,8 @@ impl Filter {
     /// Parses `q`; only keys in `allowed` are accepted.
     pub fn parse(q: Option<&str>, allowed: &[&str]) -> ApiResult<Filter> {
         let Some(q) = q.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(Filter::default()) };
+        let unescaped = unescape_once(q);
+        let q = unescaped.as_deref().unwrap_or(q);
         let mut out = Vec::new();
         for clause in split_top(q) {
             let (k, v) = clause
@@ -41,6 +43,35 @@ impl Filter {
     pub fn get(&self, key: &str) -> Option<&Cond> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, c)| c)
     }
+}
+
+/// Harbor decodes `q` once more after the query string itself (clients such as Harbor's own
+/// UI encode it twice): `%XX` and `+` are decoded unless an escape is malformed or the result
+/// is not UTF-8, in which case `q` is taken as it is.
+fn unescape_once(q: &str) -> Option<String> {
+    if !q.contains(['%', '+']) {
+        return None;
+    }
+    let b = q.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = q.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Splits on commas that are not inside brackets or quotes.
@@ -104,6 +135,40 @@ pub fn parse_sort(sort: Option<&str>, allowed: &[&str]) -> ApiResult<Vec<(String
         .collect()
 }
 
+/// A time in a `q` value, as Harbor reads it: `2020-04-09 02:36:00` (UTC), also with a `T`,
+/// fractional seconds and a trailing `Z`, or a date alone; as Unix milliseconds.
+pub fn parse_time_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, clock) = match s.split_once([' ', 'T']) {
+        Some((d, c)) => (d, Some(c)),
+        None => (s, None),
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    if d.len() != 3 || d.iter().any(|x| x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let (y, mo, da) = (d[0].parse::<i32>().ok()?, d[1].parse::<u8>().ok()?, d[2].parse::<u8>().ok()?);
+    let date = time::Date::from_calendar_date(y, time::Month::try_from(mo).ok()?, da).ok()?;
+    let (h, mi, sec, ms) = match clock {
+        None => (0, 0, 0, 0),
+        Some(c) => {
+            let (hms, frac) = c.split_once('.').unwrap_or((c, ""));
+            let mut t = hms.splitn(3, ':');
+            let h = t.next()?.parse::<u8>().ok()?;
+            let mi = t.next()?.parse::<u8>().ok()?;
+            let sec = t.next().map(str::parse::<u8>).transpose().ok()?.unwrap_or(0);
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let ms = format!("{frac:0<3}")[..3].parse::<u16>().ok()?;
+            (h, mi, sec, ms)
+        }
+    };
+    let t = time::Time::from_hms_milli(h, mi, sec, ms).ok()?;
+    Some((time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +193,26 @@ mod tests {
             vec![("name".into(), false), ("creation_time".into(), true)]
         );
         assert!(parse_sort(Some("password"), &["name"]).is_err());
+    }
+
+    #[test]
+    fn decodes_a_twice_encoded_q_as_harbor_does() {
+        let f = Filter::parse(Some("username%3D~adm%2Cop_time%3D%5B2020-04-09+00%3A00%3A00~%5D"), &["username", "op_time"]).unwrap();
+        assert_eq!(f.get("username"), Some(&Cond::Fuzzy("adm".into())));
+        assert_eq!(f.get("op_time"), Some(&Cond::Range(Some("2020-04-09 00:00:00".into()), None)));
+        // A malformed escape leaves q as it is.
+        let f = Filter::parse(Some("name=~50%"), &["name"]).unwrap();
+        assert_eq!(f.get("name"), Some(&Cond::Fuzzy("50%".into())));
+    }
+
+    #[test]
+    fn parses_times() {
+        assert_eq!(parse_time_ms("1970-01-01 00:00:01"), Some(1000));
+        assert_eq!(parse_time_ms("2020-04-09 02:36:00"), Some(1_586_399_760_000));
+        assert_eq!(parse_time_ms("2020-04-09T02:36:00.5Z"), Some(1_586_399_760_500));
+        assert_eq!(parse_time_ms("2020-04-09"), Some(1_586_390_400_000));
+        assert_eq!(parse_time_ms("2020-13-09 00:00:00"), None);
+        assert_eq!(parse_time_ms("yesterday"), None);
+        assert_eq!(parse_time_ms("2020-04-09 02:36:00.x"), None);
     }
 }
