@@ -58,6 +58,18 @@ async fn get_json(t: &TestApp, who: Option<(&str, &str)>, path: &str) -> (Status
     (status, v, headers)
 }
 
+/// The kept artifact count of a repository equals a count of its listed artifacts (a filter that
+/// matches everything makes the list count instead of reading the kept total).
+async fn counts_agree(t: &TestApp, project: &str, repo: &str) {
+    let (_, v, _) = get_json(t, Some(ADMIN), &format!("/projects/{project}/repositories/{repo}")).await;
+    let kept = v["artifact_count"].as_i64().unwrap();
+    let (_, _, h) = get_json(t, Some(ADMIN), &format!("/projects/{project}/repositories/{repo}/artifacts?q=push_time%3D%5B1~%5D")).await;
+    let counted: i64 = h["x-total-count"].to_str().unwrap().parse().unwrap();
+    let (_, _, h) = get_json(t, Some(ADMIN), &format!("/projects/{project}/repositories/{repo}/artifacts")).await;
+    let total: i64 = h["x-total-count"].to_str().unwrap().parse().unwrap();
+    assert_eq!((kept, total), (counted, counted), "kept artifact_count and list total must equal the counted total for {project}/{repo}");
+}
+
 const ARTIFACTS: &str = "/projects/{project_name}/repositories/{repository_name}/artifacts";
 const ARTIFACT: &str = "/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}";
 
@@ -269,6 +281,8 @@ async fn content_api(db: Db) {
     assert_eq!(api(&t, reqwest::Method::DELETE, Some(("dev", PW)), &path, None).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(api(&t, reqwest::Method::DELETE, Some(("padmin", PW)), &path, None).await.status(), StatusCode::OK);
     assert_eq!(t.get(Some(&tok), "/v2/team/app/manifests/v3").await.status(), StatusCode::NOT_FOUND);
+    counts_agree(&t, "team", "app").await;
+    counts_agree(&t, "other", "copy%252Fhere").await;
 
     // Delete a repository with its artifacts.
     assert_eq!(
@@ -321,6 +335,7 @@ async fn index_and_accessories(db: Db) {
     assert!(refs[0]["child_id"].as_i64().is_some());
     let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/multi").await;
     assert_eq!(v["artifact_count"], 1);
+    counts_agree(&t, "team", "multi").await;
     // A child is still readable by digest.
     let (s, _, _) = get_json(&t, Some(ADMIN), &format!("/projects/team/repositories/multi/artifacts/{arm}")).await;
     assert_eq!(s, StatusCode::OK);
@@ -362,6 +377,7 @@ async fn index_and_accessories(db: Db) {
     assert_eq!(s, StatusCode::OK);
     conforms("GET", "/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}/accessories", 200, &v);
     assert_eq!(h["x-total-count"], "2");
+    counts_agree(&t, "team", "multi").await;
     let (_, v, _) = get_json(&t, Some(ADMIN), &format!("/projects/team/repositories/multi/artifacts/{sig_tag}")).await;
     assert_eq!(v["type"], "SIGNATURE");
     let (_, v, _) = get_json(&t, Some(ADMIN), &format!("/projects/team/repositories/multi/artifacts/{referrer_digest}")).await;
@@ -375,6 +391,7 @@ async fn index_and_accessories(db: Db) {
     assert_eq!(h["x-total-count"], "2", "{v}");
     let listed: Vec<&str> = v.as_array().unwrap().iter().map(|a| a["digest"].as_str().unwrap()).collect();
     assert!(listed.contains(&amd.as_str()) && listed.contains(&arm.as_str()));
+    counts_agree(&t, "team", "multi").await;
     let (s, _, _) = get_json(&t, Some(ADMIN), &format!("/projects/team/repositories/multi/artifacts/{referrer_digest}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     t.shutdown().await;

@@ -275,5 +275,8 @@ pub async fn sweep_forever(app: std::sync::Arc<App>) {
             Ok(n) => tracing::info!(expired = n, "expired abandoned upload sessions"),
             Err(e) => tracing::warn!("upload sweep failed: {e}"),
         }
+        if let Err(e) = app.meta.optimize().await {
+            tracing::warn!("refreshing planner statistics failed: {e}");
+        }
     }
 }

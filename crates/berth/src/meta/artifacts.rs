@@ -56,9 +56,8 @@ impl RepoSort {
 
 const LISTED: &str = "m.parents = 0 AND m.accessory_of IS NULL";
 
-const REPO_SELECT: &str = "SELECT r.id, r.project_id, r.name, r.description, r.pull_count, r.creation_time, r.update_time, \
-     (SELECT COUNT(*) FROM manifests m WHERE m.repository_id = r.id AND m.parents = 0 AND m.accessory_of IS NULL) AS artifact_count \
-     FROM repositories r";
+const REPO_SELECT: &str =
+    "SELECT r.id, r.project_id, r.name, r.description, r.pull_count, r.creation_time, r.update_time, r.artifact_count FROM repositories r";
 
 /// An artifact: a manifest with what Harbor shows of it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -85,7 +84,7 @@ pub struct ArtifactRow {
 
 const ARTIFACT_SELECT: &str = "SELECT m.id, m.repository_id, r.project_id, r.name AS repository_name, m.digest, m.media_type, m.artifact_type, \
      m.config_media_type, m.artifact_kind, \
-     CAST(m.size + COALESCE((SELECT SUM(x.size) FROM manifest_refs x WHERE x.manifest_id = m.id), 0) AS BIGINT) AS size, \
+     m.total_size AS size, \
      m.push_time, m.pull_time, m.annotations, m.extra_attrs, m.accessory_of, m.accessory_type, m.content \
      FROM manifests m JOIN repositories r ON r.id = m.repository_id";
 
@@ -287,6 +286,7 @@ impl Meta {
         limit: i64,
     ) -> Result<(i64, Vec<ArtifactRow>)> {
         let mut sql = Sql::default();
+        let scope_kind = scope;
         let scope = match scope {
             ArtifactScope::Repository(id) => format!("m.repository_id = {}", sql.param(Value::Int(id))),
             ArtifactScope::Project(id) => {
@@ -337,10 +337,23 @@ impl Meta {
         }
         let parts: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
         let filter = format!(" WHERE {}", parts.join(" AND "));
-        let count_sql = format!("SELECT COUNT(*) FROM manifests m{filter}");
-        let (total,) = on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql.as_str())), &sql.values)
-            .fetch_one(p)
-            .await)?;
+        // Unfiltered, a repository's total is kept with it; anything else is counted.
+        let total = match (scope_kind, conds.is_empty()) {
+            (ArtifactScope::Repository(id), true) => {
+                on_read!(self, |p| sqlx::query_as::<_, (i64,)>("SELECT artifact_count FROM repositories WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(p)
+                    .await)?
+                .map_or(0, |(n,)| n)
+            }
+            _ => {
+                let count_sql = format!("SELECT COUNT(*) FROM manifests m{filter}");
+                on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql.as_str())), &sql.values)
+                    .fetch_one(p)
+                    .await)?
+                .0
+            }
+        };
         if total == 0 || offset >= total {
             return Ok((total, vec![]));
         }

@@ -160,6 +160,8 @@ impl Meta {
                 .execute(&mut *tx)
                 .await?;
             let (repo_id,) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1").bind(m.repository).fetch_one(&mut *tx).await?;
+            // How the repository's count of listed artifacts changes.
+            let mut listed_delta: i64 = 0;
             for (digest, _) in &m.children {
                 let found = sqlx::query_as::<_, (i64,)>("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
                     .bind(repo_id)
@@ -176,8 +178,8 @@ impl Meta {
             };
             let inserted = sqlx::query_as::<_, (i64,)>(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, subject_digest, annotations, size, content, push_time, \
-                 artifact_kind, extra_attrs, accessory_of, accessory_type) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+                 artifact_kind, extra_attrs, accessory_of, accessory_type, total_size) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
             )
             .bind(repo_id)
             .bind(m.digest)
@@ -193,10 +195,14 @@ impl Meta {
             .bind(m.extra_attrs.as_deref())
             .bind(accessory_of)
             .bind(accessory_type)
+            .bind(m.content.len() as i64 + m.blobs.iter().chain(m.children.iter()).map(|(_, s)| *s).sum::<i64>())
             .fetch_optional(&mut *tx)
             .await?;
             let manifest_id = match inserted {
                 Some((id,)) => {
+                    if accessory_of.is_none() {
+                        listed_delta += 1;
+                    }
                     let refs = m.blobs.iter().map(|(d, s)| ("b", d, s)).chain(m.children.iter().map(|(d, s)| ("m", d, s)));
                     for (kind, digest, size) in refs {
                         sqlx::query("INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
@@ -209,17 +215,32 @@ impl Meta {
                     }
                     let mut seen = std::collections::HashSet::new();
                     for (digest, _) in m.children.iter().filter(|(d, _)| seen.insert(d.as_str())) {
-                        sqlx::query("UPDATE manifests SET parents = parents + 1 WHERE repository_id = $1 AND digest = $2")
-                            .bind(repo_id)
-                            .bind(digest)
-                            .execute(&mut *tx)
-                            .await?;
+                        let (parents, accessory) = sqlx::query_as::<_, (i64, Option<String>)>(
+                            "UPDATE manifests SET parents = parents + 1 WHERE repository_id = $1 AND digest = $2 RETURNING parents, accessory_of",
+                        )
+                        .bind(repo_id)
+                        .bind(digest)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        if parents == 1 && accessory.is_none() {
+                            listed_delta -= 1;
+                        }
                     }
                     id
                 }
                 None => {
                     // Pushed again: it is new to the repository's history, and a cosign-style tag
                     // makes an existing manifest an accessory.
+                    let (parents, before) = sqlx::query_as::<_, (i64, Option<String>)>(
+                        "SELECT parents, accessory_of FROM manifests WHERE repository_id = $1 AND digest = $2",
+                    )
+                    .bind(repo_id)
+                    .bind(m.digest)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if parents == 0 && before.is_none() && accessory_of.is_some() {
+                        listed_delta -= 1;
+                    }
                     sqlx::query_as::<_, (i64,)>(
                         "UPDATE manifests SET push_time = $3, accessory_of = COALESCE(accessory_of, $4), accessory_type = COALESCE(accessory_type, $5) \
                          WHERE repository_id = $1 AND digest = $2 RETURNING id",
@@ -246,7 +267,12 @@ impl Meta {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query("UPDATE repositories SET update_time = $1 WHERE id = $2").bind(now).bind(repo_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE repositories SET update_time = $1, artifact_count = artifact_count + $3 WHERE id = $2")
+                .bind(now)
+                .bind(repo_id)
+                .bind(listed_delta)
+                .execute(&mut *tx)
+                .await?;
             audit!(&mut *tx, a, true)?;
             tx.commit().await?;
             Ok::<PutOutcome, Error>(PutOutcome::Stored)
@@ -379,15 +405,29 @@ impl Meta {
 /// open transaction of either backend.
 macro_rules! remove_manifest {
     ($tx:expr, $id:expr, $repo_id:expr) => {{
-        sqlx::query(
+        let mut delta: i64 = 0;
+        let released = sqlx::query_as::<_, (i64, Option<String>)>(
             "UPDATE manifests SET parents = parents - 1 WHERE repository_id = $1 AND parents > 0 \
-             AND digest IN (SELECT digest FROM manifest_refs WHERE manifest_id = $2 AND kind = 'm')",
+             AND digest IN (SELECT digest FROM manifest_refs WHERE manifest_id = $2 AND kind = 'm') RETURNING parents, accessory_of",
         )
         .bind($repo_id)
         .bind($id)
-        .execute(&mut *$tx)
+        .fetch_all(&mut *$tx)
         .await?;
-        sqlx::query("DELETE FROM manifests WHERE id = $1").bind($id).execute(&mut *$tx).await?;
+        delta += released.iter().filter(|(parents, accessory)| *parents == 0 && accessory.is_none()).count() as i64;
+        let gone = sqlx::query_as::<_, (i64, Option<String>)>("DELETE FROM manifests WHERE id = $1 RETURNING parents, accessory_of")
+            .bind($id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if let Some((0, None)) = gone {
+            delta -= 1;
+        }
+        sqlx::query("UPDATE repositories SET artifact_count = artifact_count + $1, update_time = $2 WHERE id = $3")
+            .bind(delta)
+            .bind($crate::meta::now_ms())
+            .bind($repo_id)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 pub(crate) use remove_manifest;

@@ -117,6 +117,9 @@ impl Meta {
                 .statement_cache_capacity(256);
             let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await.map_err(crate::error::Error::internal)?;
+            // Planner statistics for the lists' multi-condition filters (cheap: bounded analysis).
+            sqlx::query("PRAGMA analysis_limit = 1000").execute(&write).await?;
+            sqlx::query("PRAGMA optimize = 0x10002").execute(&write).await?;
             let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) as u32 * 2;
             let read = SqlitePoolOptions::new().max_connections(readers).min_connections(1).connect_with(opts.read_only(true)).await?;
             Pools::Sqlite { read, write }
@@ -129,6 +132,15 @@ impl Meta {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         on_read!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Refreshes SQLite's planner statistics where they went stale (no-op on PostgreSQL, whose
+    /// autovacuum does it).
+    pub async fn optimize(&self) -> Result<()> {
+        if let Pools::Sqlite { write, .. } = &*self.pools {
+            sqlx::query("PRAGMA optimize").execute(write).await?;
+        }
         Ok(())
     }
 

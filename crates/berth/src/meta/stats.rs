@@ -138,7 +138,7 @@ impl Meta {
         let lim = sql.param(Value::Int(limit));
         let text = format!(
             "SELECT r.project_id, p.name AS project_name, p.public AS project_public, r.name AS repository_name, r.pull_count, \
-             (SELECT COUNT(*) FROM manifests m WHERE m.repository_id = r.id AND m.parents = 0 AND m.accessory_of IS NULL) AS artifact_count \
+             r.artifact_count \
              FROM repositories r JOIN projects p ON p.id = r.project_id \
              WHERE LOWER(r.name) LIKE {pattern} ESCAPE '\\' AND {visible} ORDER BY r.name LIMIT {lim}"
         );
