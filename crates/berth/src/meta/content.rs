@@ -467,7 +467,8 @@ impl Meta {
                     }
                     sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9));
                 }
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                // Not kept prepared: the row count, and so the text, varies with each batch.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for (t, a) in chunk {
                     q = q
                         .bind(*t)

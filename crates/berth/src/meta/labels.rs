@@ -275,6 +275,7 @@ impl Meta {
              FROM artifact_labels al JOIN labels l ON l.id = al.label_id \
              WHERE al.manifest_id IN ({list}) ORDER BY al.manifest_id, al.creation_time, l.id"
         )))
+        .persistent(false)
         .fetch_all(p)
         .await)?;
         Ok(rows.into_iter().map(|r| (r.manifest_id, r.label)).collect())

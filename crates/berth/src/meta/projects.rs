@@ -254,7 +254,7 @@ impl Meta {
         let mut sql = Sql::default();
         let list = sql.list(ids.iter().copied().map(Value::Int));
         let text = format!("SELECT project_id, name, value FROM project_metadata WHERE project_id IN ({list}) ORDER BY project_id, name");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
             .fetch_all(p)
             .await)?)
     }
@@ -280,7 +280,7 @@ impl Meta {
         let text = format!(
             "SELECT id, project_id, items, expires_at, creation_time, update_time FROM project_cve_allowlists WHERE project_id IN ({list})"
         );
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, AllowlistRow>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, AllowlistRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
             .fetch_all(p)
             .await)?)
     }
@@ -296,7 +296,7 @@ impl Meta {
         let text = format!(
             "SELECT project_id, role FROM project_members WHERE entity_type = 'u' AND entity_id = {uid} AND project_id IN ({list}) ORDER BY project_id, role"
         );
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
             .fetch_all(p)
             .await)?)
     }
@@ -689,7 +689,7 @@ impl Meta {
         let mut sql = Sql::default();
         let list = sql.list(names.iter().map(|n| Value::Text(n.to_string())));
         let text = format!("SELECT name, value FROM system_settings WHERE name IN ({list})");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(text.as_str())), &sql.values)
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
             .fetch_all(p)
             .await)?)
     }
