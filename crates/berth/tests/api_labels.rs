@@ -178,9 +178,10 @@ async fn global_labels(db: Db) {
     assert_eq!(post_label(&t, alice, json!({"name": "mine", "scope": "g"})).await.status, 403);
     assert_eq!(post_label(&t, None, json!({"name": "mine", "scope": "g"})).await.status, 401);
     assert_eq!(put_label(&t, alice, id, json!({"name": "x"})).await.status, 403);
-    assert_eq!(put_label(&t, None, id, json!({"name": "x"})).await.status, 401);
+    // An anonymous caller may not read global labels: changing one answers as for a missing label.
+    assert_eq!(put_label(&t, None, id, json!({"name": "x"})).await.status, 404);
     assert_eq!(delete_label(&t, alice, id).await.status, 403);
-    assert_eq!(delete_label(&t, None, id).await.status, 401);
+    assert_eq!(delete_label(&t, None, id).await.status, 404);
 
     // Bad input: 400 with a message that says what is allowed.
     for (body, says) in [
@@ -335,13 +336,13 @@ const MANAGERS: &[&str] = &["pa", "ma"];
 const READERS: &[&str] = &["pa", "ma", "dev", "gu"];
 
 /// The status `caller` gets: `ok` when it holds the action; 404 when it may not read the project
-/// (401 for anonymous writes, which need a login first); 403 (401 anonymous) otherwise.
-fn expected(caller: &str, public: bool, holders: &[&str], public_grant: bool, write: bool, ok: u16) -> u16 {
+/// (anonymous callers too, for reads and writes alike); 403 (401 anonymous) otherwise.
+fn expected(caller: &str, public: bool, holders: &[&str], public_grant: bool, ok: u16) -> u16 {
     let member = ["pa", "ma", "dev", "gu", "lg"].contains(&caller);
     if caller == "admin" || holders.contains(&caller) || (public && public_grant) {
         ok
     } else if caller == "anon" {
-        if write || public { 401 } else { 404 }
+        if public { 401 } else { 404 }
     } else if member || public {
         403
     } else {
@@ -364,25 +365,25 @@ async fn project_labels(db: Db) {
             let ctx = format!("{caller} on {project}");
             // Create.
             let r = post_label(&t, w, json!({"name": format!("by-{caller}"), "scope": "p", "project_id": pid})).await;
-            assert_eq!(r.status, expected(caller, public, MANAGERS, false, true, 201), "create, {ctx}: {}", r.text);
+            assert_eq!(r.status, expected(caller, public, MANAGERS, false, 201), "create, {ctx}: {}", r.text);
             // List and read.
             let r = list_labels(&t, w, &format!("scope=p&project_id={pid}")).await;
-            assert_eq!(r.status, expected(caller, public, READERS, true, false, 200), "list, {ctx}: {}", r.text);
+            assert_eq!(r.status, expected(caller, public, READERS, true, 200), "list, {ctx}: {}", r.text);
             if r.status == 200 {
                 assert!(names(&r).contains(&"probe".to_string()), "{ctx}");
                 assert!(!names(&r).contains(&"shared".to_string()), "global labels are not project labels");
             }
             let r = get_label(&t, w, probe).await;
-            assert_eq!(r.status, expected(caller, public, READERS, true, false, 200), "read, {ctx}: {}", r.text);
+            assert_eq!(r.status, expected(caller, public, READERS, true, 200), "read, {ctx}: {}", r.text);
             if r.status == 404 {
                 assert_eq!(r.message(), format!("label {probe} not found"), "invisible is missing, {ctx}");
             }
             // Update and delete (each caller on a label of its own).
             let r = put_label(&t, w, probe, json!({"name": "probe", "description": caller, "color": "#fff"})).await;
-            assert_eq!(r.status, expected(caller, public, MANAGERS, false, true, 200), "update, {ctx}: {}", r.text);
+            assert_eq!(r.status, expected(caller, public, MANAGERS, false, 200), "update, {ctx}: {}", r.text);
             let victim = new_label(&t, ADMIN, json!({"name": format!("victim-{caller}"), "scope": "p", "project_id": pid})).await;
             let r = delete_label(&t, w, victim).await;
-            assert_eq!(r.status, expected(caller, public, MANAGERS, false, true, 200), "delete, {ctx}: {}", r.text);
+            assert_eq!(r.status, expected(caller, public, MANAGERS, false, 200), "delete, {ctx}: {}", r.text);
             let gone = get_label(&t, ADMIN, victim).await.status == 404;
             assert_eq!(gone, r.status == 200, "delete took effect only when allowed, {ctx}");
             if !gone {

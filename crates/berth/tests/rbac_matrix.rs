@@ -15,9 +15,10 @@
 //!
 //! Rows whose operations Berth does not serve yet are kept with their requests and listed as
 //! pending; each must still answer `501 NOT_IMPLEMENTED`, so once one is served the test fails
-//! until its row is switched on (`pending: false`) and checked like the others. Repository,
-//! artifact, tag, audit-log and label-list rows have their setup written already
-//! (`pending_ready`); the others still need theirs (`Setup::Later`).
+//! until its row is switched on and checked like the others, with its setup written
+//! (`Setup::Later` until then). A call that deletes or retags acts on things made for it (a
+//! fresh image, tag, repository, label or project), so the fixture image `{p}/img:v1` that other
+//! rows and the `/v2` checks read stays as pushed (it only gains tags and labels).
 
 mod common;
 
@@ -284,7 +285,11 @@ enum Setup {
     FreshImage,
     /// A fresh repository `{p}/fresh{n}` holding one image.
     FreshRepo,
-    /// Labels, scans and the rest are set up when their operations are served.
+    /// A fresh label of the project ({label_id}).
+    FreshLabel,
+    /// A fresh label of the project put on `{p}/img:v1` ({label_id}).
+    AttachedLabel,
+    /// Scans, retention and the rest are set up when their operations are served.
     Later,
 }
 
@@ -307,12 +312,6 @@ const fn live(method: &'static str, path: &'static str, body: Option<&'static st
 /// An operation Berth does not serve yet; it must answer 501 NOT_IMPLEMENTED until its row is switched on.
 const fn pending(method: &'static str, path: &'static str, body: Option<&'static str>, ok: u16) -> Request {
     Request { method, path, body, ok, deny: Deny::Project, setup: Setup::Later, pending: true }
-}
-
-/// A pending operation whose setup is written already (the fixture image `{p}/img:v1`, or `setup`):
-/// switching it on is `pending: false`.
-const fn pending_ready(method: &'static str, path: &'static str, body: Option<&'static str>, ok: u16, setup: Setup) -> Request {
-    Request { method, path, body, ok, deny: Deny::Project, setup, pending: true }
 }
 
 const ART: &str = "/api/v2.0/projects/{p}/repositories/img/artifacts/v1";
@@ -373,58 +372,76 @@ fn operations(resource: &str, action: &str) -> Vec<Request> {
             vec![live("DELETE", "/api/v2.0/projects/{pid}/metadatas/reuse_sys_cve_allowlist", None, 200, Project, MetadataKey)]
         }
         ("log", "list") => vec![
-            pending_ready("GET", "/api/v2.0/projects/{p}/logs", None, 200, Plain),
-            pending_ready("GET", "/api/v2.0/projects/{p}/auditlog-exts", None, 200, Plain),
+            live("GET", "/api/v2.0/projects/{p}/logs", None, 200, Project, Plain),
+            live("GET", "/api/v2.0/projects/{p}/auditlog-exts", None, 200, Project, Plain),
         ],
         ("configuration", _) => vec![],
         ("quota", "read") => vec![pending("GET", "/api/v2.0/quotas?reference=project&reference_id={pid}", None, 200)],
         ("label", "create") => {
-            vec![pending_ready("POST", "/api/v2.0/labels", Some(r#"{"name":"l{n}","scope":"p","project_id":{pid}}"#), 201, Plain)]
+            vec![live("POST", "/api/v2.0/labels", Some(r#"{"name":"l{n}","scope":"p","project_id":{pid}}"#), 201, Project, Plain)]
         }
-        ("label", "read") => vec![pending("GET", "/api/v2.0/labels/{label_id}", None, 200)],
-        ("label", "update") => vec![pending("PUT", "/api/v2.0/labels/{label_id}", Some(r#"{"description":"x"}"#), 200)],
-        ("label", "delete") => vec![pending("DELETE", "/api/v2.0/labels/{label_id}", None, 200)],
-        ("label", "list") => vec![pending_ready("GET", "/api/v2.0/labels?scope=p&project_id={pid}", None, 200, Plain)],
+        ("label", "read") => vec![live("GET", "/api/v2.0/labels/{label_id}", None, 200, Project, FreshLabel)],
+        ("label", "update") => {
+            vec![live("PUT", "/api/v2.0/labels/{label_id}", Some(r#"{"name":"u{n}","description":"x"}"#), 200, Project, FreshLabel)]
+        }
+        ("label", "delete") => vec![live("DELETE", "/api/v2.0/labels/{label_id}", None, 200, Project, FreshLabel)],
+        ("label", "list") => vec![live("GET", "/api/v2.0/labels?scope=p&project_id={pid}", None, 200, Project, Plain)],
         ("repository", "create") => {
             vec![live("POST", "/api/berth/v1/projects/{p}/repositories", Some(r#"{"name":"made{n}"}"#), 201, Project, Plain)]
         }
-        ("repository", "read") => vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img", None, 200, Plain)],
+        ("repository", "read") => vec![live("GET", "/api/v2.0/projects/{p}/repositories/img", None, 200, Project, Plain)],
         ("repository", "update") => {
-            vec![pending_ready("PUT", "/api/v2.0/projects/{p}/repositories/img", Some(r#"{"description":"x"}"#), 200, Plain)]
+            vec![live("PUT", "/api/v2.0/projects/{p}/repositories/img", Some(r#"{"description":"x"}"#), 200, Project, Plain)]
         }
-        ("repository", "delete") => vec![pending_ready("DELETE", "/api/v2.0/projects/{p}/repositories/fresh{n}", None, 200, FreshRepo)],
-        ("repository", "list") => vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories", None, 200, Plain)],
-        // Served on /v2 and /service/token, checked by `walk_registry` (delete also has a pending row above).
+        ("repository", "delete") => vec![live("DELETE", "/api/v2.0/projects/{p}/repositories/fresh{n}", None, 200, Project, FreshRepo)],
+        ("repository", "list") => vec![live("GET", "/api/v2.0/projects/{p}/repositories", None, 200, Project, Plain)],
+        // Served on /v2 and /service/token, checked by `walk_registry` (delete is also checked on /v2 there).
         ("repository", "pull" | "push") => vec![],
         ("artifact", "create") => {
-            vec![pending_ready("POST", "/api/v2.0/projects/{p}/repositories/copy/artifacts?from={p}/img:v1", None, 201, Plain)]
+            // The source is the public project's image, which every caller may pull, so only the
+            // target's `artifact:create` decides (a robot holding only that may not pull a private source).
+            vec![live("POST", "/api/v2.0/projects/{p}/repositories/copy{n}/artifacts?from=rbac-public/img:v1", None, 201, Project, Plain)]
         }
-        ("artifact", "read") => vec![pending_ready("GET", ART, None, 200, Plain)],
+        ("artifact", "read") => vec![live("GET", ART, None, 200, Project, Plain)],
         ("artifact", "delete") => {
-            vec![pending_ready("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/{fresh_digest}", None, 200, FreshImage)]
+            vec![live("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/{fresh_digest}", None, 200, Project, FreshImage)]
         }
         ("artifact", "list") => vec![
-            pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts", None, 200, Plain),
-            pending_ready("GET", "/api/v2.0/projects/{pid}/artifacts", None, 200, Plain),
+            live("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts", None, 200, Project, Plain),
+            live("GET", "/api/v2.0/projects/{pid}/artifacts", None, 200, Project, Plain),
         ],
         ("tag", "create") => {
-            vec![pending_ready("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", Some(r#"{"name":"t{n}"}"#), 201, Plain)]
+            vec![live("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", Some(r#"{"name":"t{n}"}"#), 201, Project, Plain)]
         }
         ("tag", "delete") => {
-            vec![pending_ready("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/t{n}/tags/t{n}", None, 200, FreshImage)]
+            vec![live("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/t{n}/tags/t{n}", None, 200, Project, FreshImage)]
         }
-        ("tag", "list") => vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", None, 200, Plain)],
+        ("tag", "list") => vec![live("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/tags", None, 200, Project, Plain)],
         ("accessory", "list") => {
-            vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/accessories", None, 200, Plain)]
+            vec![live("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/accessories", None, 200, Project, Plain)]
         }
         ("artifact-addition", "read") => {
-            vec![pending_ready("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/additions/build_history", None, 200, Plain)]
+            vec![live("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/additions/build_history", None, 200, Project, Plain)]
         }
         ("artifact-label", "create") => {
-            vec![pending("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/labels", Some(r#"{"id":{label_id}}"#), 200)]
+            vec![live(
+                "POST",
+                "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/labels",
+                Some(r#"{"id":{label_id}}"#),
+                200,
+                Project,
+                FreshLabel,
+            )]
         }
         ("artifact-label", "delete") => {
-            vec![pending("DELETE", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/labels/{label_id}", None, 200)]
+            vec![live(
+                "DELETE",
+                "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/labels/{label_id}",
+                None,
+                200,
+                Project,
+                AttachedLabel,
+            )]
         }
         ("scan", "create") => vec![pending("POST", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/scan", None, 202)],
         ("scan", "read") => vec![pending("GET", "/api/v2.0/projects/{p}/repositories/img/artifacts/v1/scan/1/log", None, 200)],
@@ -552,6 +569,16 @@ impl World {
         (v["name"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string(), v["id"].as_i64().unwrap())
     }
 
+    /// A fresh label of `project`, made by the system admin; returns its id.
+    async fn label(&self, project: &Project, n: usize) -> i64 {
+        let body = format!(r#"{{"name":"setup{n}","scope":"p","project_id":{}}}"#, project.id);
+        let admin = ("admin".to_string(), ADMIN_PASSWORD.to_string());
+        let r = self.send("POST", "/api/v2.0/labels", Some(body), Some(&admin)).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "label setup failed");
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        location.rsplit('/').next().unwrap().parse().unwrap()
+    }
+
     /// The credentials of `who` for a row on `project` (robots are made for the row).
     async fn credentials(&self, who: Who, project: &Project, resource: &str, action: &str) -> Option<(String, String)> {
         match who {
@@ -627,14 +654,7 @@ async fn walk_api(w: &World, projects: &[Project]) -> (Vec<String>, Vec<String>)
         for op in &ops {
             let p0 = &projects[0];
             // Ids of things that do not exist yet: the fallback answers before any lookup.
-            let vars0 = [
-                ("p", p0.name.clone()),
-                ("pid", p0.id.to_string()),
-                ("n", w.next().to_string()),
-                ("label_id", "1".into()),
-                ("retention_id", "1".into()),
-                ("fresh_digest", "v1".into()),
-            ];
+            let vars0 = [("p", p0.name.clone()), ("pid", p0.id.to_string()), ("n", w.next().to_string()), ("retention_id", "1".into())];
             if op.pending {
                 let path = fill(op.path, &vars0);
                 let r = w.send(op.method, &path, op.body.map(|b| fill(b, &vars0)), Some(&admin)).await;
@@ -697,6 +717,15 @@ async fn walk_api(w: &World, projects: &[Project]) -> (Vec<String>, Vec<String>)
                             let token = w.t.admin_token(&repo).await;
                             let (digest, _) = w.t.push_image(&token, &repo, &format!("t{n}"), &[]).await;
                             vars.push(("fresh_digest", digest));
+                        }
+                        Setup::FreshLabel | Setup::AttachedLabel => {
+                            let id = w.label(&target, n).await;
+                            if op.setup == Setup::AttachedLabel {
+                                let path = format!("/api/v2.0/projects/{}/repositories/img/artifacts/v1/labels", target.name);
+                                let r = w.send("POST", &path, Some(format!(r#"{{"id":{id}}}"#)), Some(&admin)).await;
+                                assert_eq!(r.status(), StatusCode::OK, "label attach setup failed");
+                            }
+                            vars.push(("label_id", id.to_string()));
                         }
                         Setup::Plain | Setup::FreshProject => {}
                         Setup::Later => unreachable!("a served row needs its setup written"),

@@ -3,8 +3,8 @@
 //! Global labels (scope `g`) are read by any logged-in caller and managed by those
 //! `policy::allows` to manage the system resource `label` (system admins). Project labels
 //! (scope `p`) follow the project's `label` rows of the role matrix; a caller who may not
-//! read the project gets the answer of a missing label (or project), and so does an
-//! anonymous caller asking for a global label.
+//! read the project gets the answer of a missing label (or project), whatever the operation
+//! (an anonymous one too), and so does an anonymous caller naming a global label.
 
 use super::projects::{API_BASE, Req, denied, json_body, ok};
 use super::query::{Cond, Filter, parse_sort};
@@ -89,6 +89,10 @@ fn label_missing(id: i64) -> impl Fn() -> ApiError {
 async fn label_access(app: &App, req: &Req, raw: &str, action: &str) -> ApiResult<LabelRow> {
     let id = label_id(raw)?;
     let row = app.meta.label(id).await?.ok_or_else(label_missing(id))?;
+    if row.scope == SCOPE_GLOBAL && req.anonymous() {
+        // Anonymous callers may not read global labels, so none exists for them.
+        return Err(label_missing(id)());
+    }
     authorize(app, req, &row.scope, row.project_id, action, label_missing(id)).await?;
     Ok(row)
 }
@@ -161,7 +165,6 @@ async fn list(State(app): State<AppState>, req: Req) -> ApiResult<Response> {
 
 /// `POST /labels`: 201 with `Location`; 409 when the scope (and project) has a label of that name.
 async fn create(State(app): State<AppState>, req: Req, body: Bytes) -> ApiResult<Response> {
-    require_login(&req.principal)?;
     let input: LabelInput = json_body(&body)?;
     let label = dlabels::new_label(&input)?;
     let pid = label.project_id;
@@ -178,7 +181,6 @@ async fn read(State(app): State<AppState>, req: Req, Path(raw): Path<String>) ->
 
 /// `PUT /labels/{label_id}`: name, description and color (scope and project stay).
 async fn update(State(app): State<AppState>, req: Req, Path(raw): Path<String>, body: Bytes) -> ApiResult<Response> {
-    require_login(&req.principal)?;
     let row = label_access(&app, &req, &raw, "update").await?;
     let input: LabelInput = json_body(&body)?;
     dlabels::update(&app, row, &input, req.audit()).await?;
@@ -187,7 +189,6 @@ async fn update(State(app): State<AppState>, req: Req, Path(raw): Path<String>, 
 
 /// `DELETE /labels/{label_id}`: the label goes from every artifact too.
 async fn remove(State(app): State<AppState>, req: Req, Path(raw): Path<String>) -> ApiResult<Response> {
-    require_login(&req.principal)?;
     let row = label_access(&app, &req, &raw, "delete").await?;
     dlabels::delete(&app, &row, req.audit()).await?;
     Ok(ok())
