@@ -402,7 +402,9 @@ impl Meta {
             "SELECT t.id, t.repository_id, t.manifest_id, t.name, t.push_time, t.pull_time FROM tags t WHERE t.manifest_id IN ({list}) \
              ORDER BY t.manifest_id, t.push_time DESC, t.id DESC"
         );
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, TagRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values).fetch_all(p).await)?)
+        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, TagRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
+            .fetch_all(p)
+            .await)?)
     }
 
     /// One page of an artifact's tags.
@@ -433,7 +435,9 @@ impl Meta {
             "SELECT t.id, t.repository_id, t.manifest_id, t.name, t.push_time, t.pull_time FROM tags t{filter} ORDER BY {order} LIMIT {lim} OFFSET {off}"
         );
         let rows =
-            on_read!(self, |p| bind_all!(sqlx::query_as::<_, TagRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values).fetch_all(p).await)?;
+            on_read!(self, |p| bind_all!(sqlx::query_as::<_, TagRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
+                .fetch_all(p)
+                .await)?;
         Ok((total, rows))
     }
 
@@ -490,9 +494,12 @@ impl Meta {
         let repos = sql.list(repository_ids.iter().copied().map(Value::Int));
         let list = sql.list(subjects.iter().cloned().map(Value::Text));
         let text = format!("{ARTIFACT_SELECT} WHERE m.repository_id IN ({repos}) AND m.accessory_of IN ({list}) ORDER BY m.id");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_read!(self, |p| bind_all!(
+            sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false),
+            &sql.values
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// (repository id, digest, id) of the manifests of these repositories with these digests.
@@ -504,9 +511,12 @@ impl Meta {
         let repos = sql.list(repository_ids.iter().copied().map(Value::Int));
         let list = sql.list(digests.iter().cloned().map(Value::Text));
         let text = format!("SELECT repository_id, digest, id FROM manifests WHERE repository_id IN ({repos}) AND digest IN ({list})");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_read!(self, |p| bind_all!(
+            sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false),
+            &sql.values
+        )
+        .fetch_all(p)
+        .await)?)
     }
 }
 

@@ -254,9 +254,12 @@ impl Meta {
         let mut sql = Sql::default();
         let list = sql.list(ids.iter().copied().map(Value::Int));
         let text = format!("SELECT project_id, name, value FROM project_metadata WHERE project_id IN ({list}) ORDER BY project_id, name");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_read!(self, |p| bind_all!(
+            sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false),
+            &sql.values
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// One metadata value of a project.
@@ -280,9 +283,12 @@ impl Meta {
         let text = format!(
             "SELECT id, project_id, items, expires_at, creation_time, update_time FROM project_cve_allowlists WHERE project_id IN ({list})"
         );
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, AllowlistRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_read!(self, |p| bind_all!(
+            sqlx::query_as::<_, AllowlistRow>(sqlx::AssertSqlSafe(text.as_str())).persistent(false),
+            &sql.values
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// The roles a user holds in each of these projects: (project id, role).
@@ -296,9 +302,12 @@ impl Meta {
         let text = format!(
             "SELECT project_id, role FROM project_members WHERE entity_type = 'u' AND entity_id = {uid} AND project_id IN ({list}) ORDER BY project_id, role"
         );
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_read!(self, |p| bind_all!(
+            sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false),
+            &sql.values
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Creates a project with its metadata, its owner as project admin and its allowlist, in one transaction.
@@ -689,9 +698,12 @@ impl Meta {
         let mut sql = Sql::default();
         let list = sql.list(names.iter().map(|n| Value::Text(n.to_string())));
         let text = format!("SELECT name, value FROM system_settings WHERE name IN ({list})");
-        Ok(on_read!(self, |p| bind_all!(sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false), &sql.values)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_read!(self, |p| bind_all!(
+            sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(text.as_str())).persistent(false),
+            &sql.values
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Stores several system settings in one transaction, with one audit record each.
