@@ -14,6 +14,7 @@
 //! rows). Filters on `resource` count the log through its (resource, op_time) index; only a
 //! fuzzy `resource` filter has to read every row of the range.
 
+use super::sql::{Sql, Value, bind_all};
 use super::{Meta, on_read};
 use crate::error::Result;
 
@@ -78,39 +79,6 @@ impl AuditSort {
             AuditSort::Operation => "operation",
         }
     }
-}
-
-/// A value bound to a dynamically built query.
-#[derive(Clone, Debug)]
-enum Value {
-    Text(String),
-    Int(i64),
-}
-
-/// Parameters of a query being built, numbered `$1..` in order.
-#[derive(Default)]
-struct Sql {
-    values: Vec<Value>,
-}
-
-impl Sql {
-    fn param(&mut self, v: Value) -> String {
-        self.values.push(v);
-        format!("${}", self.values.len())
-    }
-}
-
-macro_rules! bind_all {
-    ($q:expr, $values:expr) => {{
-        let mut q = $q;
-        for v in $values {
-            q = match v {
-                Value::Text(s) => q.bind(s.clone()),
-                Value::Int(i) => q.bind(*i),
-            };
-        }
-        q
-    }};
 }
 
 fn text_cond(column: &str, m: &AuditText, sql: &mut Sql) -> String {

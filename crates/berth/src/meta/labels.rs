@@ -1,5 +1,6 @@
 //! Labels (global or of one project) and the labels on artifacts: rows and queries.
 
+use super::sql::{Sql, Value, bind_all};
 use super::{Audit, Meta, audit, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
@@ -83,19 +84,11 @@ pub enum LabelChange {
     Missing,
 }
 
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 /// The WHERE clause of a label list, with its parameters numbered from `$1`.
-fn where_clause(q: &LabelQuery, binds: &mut Vec<Bind>) -> String {
-    let mut param = |b: Bind| {
-        binds.push(b);
-        format!("${}", binds.len())
-    };
+fn where_clause(q: &LabelQuery, sql: &mut Sql) -> String {
+    let mut param = |b: Value| sql.param(b);
     let mut parts =
-        vec![format!("scope = {}", param(Bind::Text(q.scope.clone()))), format!("project_id = {}", param(Bind::Int(q.project_id)))];
+        vec![format!("scope = {}", param(Value::Text(q.scope.clone()))), format!("project_id = {}", param(Value::Int(q.project_id)))];
     let like = |s: &str| format!("%{}%", super::projects::escape_like(&s.to_lowercase()));
     for c in &q.conds {
         let part = match c {
@@ -108,27 +101,27 @@ fn where_clause(q: &LabelQuery, binds: &mut Vec<Bind>) -> String {
                 if vs.is_empty() {
                     "FALSE".to_string()
                 } else {
-                    let ps: Vec<String> = vs.iter().map(|v| param(Bind::Text(v.clone()))).collect();
+                    let ps: Vec<String> = vs.iter().map(|v| param(Value::Text(v.clone()))).collect();
                     format!("{col} IN ({})", ps.join(", "))
                 }
             }
-            LabelCond::NameContains(s) => format!("LOWER(name) LIKE {} ESCAPE '\\'", param(Bind::Text(like(s)))),
-            LabelCond::DescriptionContains(s) => format!("LOWER(description) LIKE {} ESCAPE '\\'", param(Bind::Text(like(s)))),
+            LabelCond::NameContains(s) => format!("LOWER(name) LIKE {} ESCAPE '\\'", param(Value::Text(like(s)))),
+            LabelCond::DescriptionContains(s) => format!("LOWER(description) LIKE {} ESCAPE '\\'", param(Value::Text(like(s)))),
             LabelCond::IdIn(ids) => {
                 if ids.is_empty() {
                     "FALSE".to_string()
                 } else {
-                    let ps: Vec<String> = ids.iter().map(|i| param(Bind::Int(*i))).collect();
+                    let ps: Vec<String> = ids.iter().map(|i| param(Value::Int(*i))).collect();
                     format!("id IN ({})", ps.join(", "))
                 }
             }
             LabelCond::IdRange(min, max) => {
                 let mut r = Vec::new();
                 if let Some(v) = min {
-                    r.push(format!("id >= {}", param(Bind::Int(*v))));
+                    r.push(format!("id >= {}", param(Value::Int(*v))));
                 }
                 if let Some(v) = max {
-                    r.push(format!("id <= {}", param(Bind::Int(*v))));
+                    r.push(format!("id <= {}", param(Value::Int(*v))));
                 }
                 if r.is_empty() { "TRUE".to_string() } else { r.join(" AND ") }
             }
@@ -136,20 +129,6 @@ fn where_clause(q: &LabelQuery, binds: &mut Vec<Bind>) -> String {
         parts.push(part);
     }
     format!(" WHERE {}", parts.join(" AND "))
-}
-
-/// Binds every value of `$binds` to the query `$q`.
-macro_rules! bind_all {
-    ($q:expr, $binds:expr) => {{
-        let mut q = $q;
-        for b in $binds {
-            q = match b {
-                Bind::Text(s) => q.bind(s.clone()),
-                Bind::Int(i) => q.bind(*i),
-            };
-        }
-        q
-    }};
 }
 
 const COLUMNS: &str = "id, name, description, color, scope, project_id, creation_time, update_time";
@@ -196,8 +175,9 @@ impl Meta {
 
     /// A page of labels and the total that match.
     pub async fn labels(&self, q: &LabelQuery) -> Result<(Vec<LabelRow>, i64)> {
-        let mut binds = Vec::new();
-        let filter = where_clause(q, &mut binds);
+        let mut sql = Sql::default();
+        let filter = where_clause(q, &mut sql);
+        let binds = sql.values;
         let mut order: Vec<String> =
             q.sort.iter().map(|(s, desc)| format!("{} {}", s.column(), if *desc { "DESC" } else { "ASC" })).collect();
         if !q.sort.iter().any(|(s, _)| *s == LabelSort::Id) {
@@ -349,13 +329,14 @@ mod tests {
             offset: 0,
             limit: 10,
         };
-        let mut binds = Vec::new();
-        let sql = where_clause(&q, &mut binds);
+        let mut params = Sql::default();
+        let sql = where_clause(&q, &mut params);
+        let binds = params.values;
         assert_eq!(
             sql,
             " WHERE scope = $1 AND project_id = $2 AND LOWER(name) LIKE $3 ESCAPE '\\' AND id IN ($4, $5) AND id <= $6 AND FALSE"
         );
         assert_eq!(binds.len(), 6);
-        assert!(matches!(&binds[2], Bind::Text(s) if s == "%a\\_b%"));
+        assert!(matches!(&binds[2], Value::Text(s) if s == "%a\\_b%"));
     }
 }

@@ -15,7 +15,7 @@
 //! `op_time` (default newest first), `id`, `username`, `resource`, `resource_type`, `operation`.
 
 use super::projects::{Req, project_access_by};
-use super::query::{Cond, Filter, parse_sort, parse_time_ms};
+use super::query::{Cond, Filter, parse_sort};
 use super::{ApiError, ApiResult, NameOrId, Paging, paged, time};
 use crate::app::{App, AppState};
 use crate::auth::policy::{self, ProjectFacts, Scope};
@@ -101,7 +101,8 @@ fn text_match(key: &str, cond: &Cond) -> ApiResult<AuditText> {
 }
 
 fn time_bound(v: &str) -> ApiResult<i64> {
-    parse_time_ms(v).ok_or_else(|| ApiError::bad_request(format!("op_time bound {v:?} is not a time like 2020-04-09 02:36:00 (UTC)")))
+    crate::time_fmt::parse_ms(v)
+        .ok_or_else(|| ApiError::bad_request(format!("op_time bound {v:?} is not a time like 2020-04-09 02:36:00 (UTC)")))
 }
 
 /// The filter a `q` describes (with `project_id` only where `global`).
