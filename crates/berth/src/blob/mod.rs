@@ -221,10 +221,13 @@ impl BlobStore {
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        if meta.content_length() > max {
+        let len = meta.content_length();
+        if len > max {
             return Ok(None);
         }
-        Ok(Some(self.op.read(&path).await?.to_vec()))
+        // A bounded range: an open-ended read makes the filesystem backend size (and pool) a
+        // full read buffer per call, megabytes for a config of a few hundred bytes.
+        Ok(Some(self.op.read_with(&path).range(0..len).await?.to_vec()))
     }
 
     /// Ids of upload files last written before `cutoff` (for reclaiming orphans).
