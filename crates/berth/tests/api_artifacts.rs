@@ -492,9 +492,51 @@ async fn pull_accounting(db: Db) {
     meta.close().await;
 }
 
+/// One batch spanning several repositories, artifacts and tags, more rows than one statement
+/// takes, and a pull time older than the stored one, which must not move it back.
+async fn pull_accounting_batches(db: Db) {
+    let t = TestApp::start(db).await;
+    setup(&t).await;
+    let tok_a = t.admin_token("team/a").await;
+    let tok_b = t.admin_token("team/b").await;
+    t.push_image(&tok_a, "team/a", "a1", &[b"a1"]).await;
+    t.push_image(&tok_a, "team/a", "a2", &[b"a2"]).await;
+    t.push_image(&tok_b, "team/b", "b1", &[b"b1"]).await;
+    for _ in 0..600 {
+        assert_eq!(t.get(Some(&tok_a), "/v2/team/a/manifests/a1").await.status(), StatusCode::OK);
+        assert_eq!(t.get(Some(&tok_b), "/v2/team/b/manifests/b1").await.status(), StatusCode::OK);
+    }
+    assert_eq!(t.get(Some(&tok_a), "/v2/team/a/manifests/a2").await.status(), StatusCode::OK);
+    berth::domain::pulls::flush(&t.app).await.unwrap();
+    let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/a").await;
+    assert_eq!(v["pull_count"], 601);
+    let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/b").await;
+    assert_eq!(v["pull_count"], 600);
+    let r = api(&t, reqwest::Method::GET, Some(ADMIN), "/audit-logs?q=operation%3Dpull&page_size=1", None).await;
+    assert_eq!(r.headers()["x-total-count"], "1201");
+    let (_, a2, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/a/artifacts/a2").await;
+    assert_ne!(a2["pull_time"], "0001-01-01T00:00:00.000Z");
+    assert_ne!(a2["tags"][0]["pull_time"], "0001-01-01T00:00:00.000Z");
+
+    // A late batch carrying an older time (another node's, say) counts but keeps the newer time.
+    let m = t.app.meta.manifest_by_tag("team/a", "a2").await.unwrap().unwrap();
+    let mut late = berth::domain::pulls::PendingPulls::default();
+    late.manifests.insert(m.id, 1_000);
+    late.tags.insert(m.tag_id.unwrap(), 1_000);
+    late.repositories.insert(m.repository_id, 2);
+    t.app.meta.record_pulls(&late).await.unwrap();
+    let (_, again, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/a/artifacts/a2").await;
+    assert_eq!(again["pull_time"], a2["pull_time"]);
+    assert_eq!(again["tags"][0]["pull_time"], a2["tags"][0]["pull_time"]);
+    let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/team/repositories/a").await;
+    assert_eq!(v["pull_count"], 603);
+    t.shutdown().await;
+}
+
 on_both_backends! {
     content => content_api;
     index_and_accessories => index_and_accessories;
     charts => charts;
     pull_accounting => pull_accounting;
+    pull_accounting_batches => pull_accounting_batches;
 }
