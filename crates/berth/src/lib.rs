@@ -64,7 +64,8 @@ pub async fn run(
     let addr = listener.local_addr().map_err(error::Error::internal)?;
     tracing::info!(%addr, "berth listening");
     let sweeper = tokio::spawn(domain::uploads::sweep_forever(app.clone()));
-    let pull_writer = tokio::spawn(domain::pulls::flush_forever(app.clone()));
+    let (stop_pulls, pulls_stop) = tokio::sync::watch::channel(false);
+    let pull_writer = tokio::spawn(domain::pulls::flush_forever(app.clone(), pulls_stop));
     let grace = Duration::from_secs(app.config.shutdown_grace);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
@@ -83,7 +84,9 @@ pub async fn run(
         _ = drained => tracing::warn!("grace period over: abandoning requests still in flight"),
     }
     sweeper.abort();
-    pull_writer.abort();
+    // Not aborted: a write in progress finishes, then the rest is written below.
+    let _ = stop_pulls.send(true);
+    let _ = pull_writer.await;
     if let Err(e) = domain::pulls::flush(&app).await {
         tracing::error!(error = %e, "writing the last pull counts failed");
     }

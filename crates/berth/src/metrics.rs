@@ -43,6 +43,13 @@ pub fn push(project: &str) {
     METRICS.projects.add(project, PUSHES);
 }
 
+/// Counts one write of batched pull accounting: `pulls` pulls written in `elapsed`.
+pub fn pull_accounting(pulls: u64, elapsed: Duration) {
+    METRICS.accounting_writes.inc();
+    METRICS.accounting_pulls.inc_by(pulls);
+    METRICS.accounting_seconds.inc_by(elapsed.as_secs_f64());
+}
+
 /// Counts one answered request and its latency (until the response head was ready).
 pub fn observe(method: Method, route: Route, status: u16, elapsed: Duration) {
     let labels = RequestLabels { method, route, status };
@@ -219,6 +226,9 @@ struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, HistogramMaker>,
     projects: ProjectCounters,
+    accounting_writes: Counter,
+    accounting_pulls: Counter,
+    accounting_seconds: Counter<f64, AtomicU64>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -238,7 +248,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         latency.clone(),
     );
     registry.register_collector(Box::new(ProjectCollector));
-    Metrics { registry, requests, latency, projects: ProjectCounters::default() }
+    let accounting_writes = Counter::default();
+    registry.register("berth_pull_accounting_writes", "Transactions that wrote batched pull accounting", accounting_writes.clone());
+    let accounting_pulls = Counter::default();
+    registry.register("berth_pull_accounting_pulls", "Pulls written by batched pull accounting", accounting_pulls.clone());
+    let accounting_seconds = Counter::<f64, AtomicU64>::default();
+    registry.register_with_unit(
+        "berth_pull_accounting_write_duration",
+        "Time spent writing batched pull accounting (wall clock, from taking the batch to commit)",
+        Unit::Seconds,
+        accounting_seconds.clone(),
+    );
+    Metrics { registry, requests, latency, projects: ProjectCounters::default(), accounting_writes, accounting_pulls, accounting_seconds }
 });
 
 #[cfg(test)]

@@ -460,6 +460,8 @@ async fn metrics(db: Db) {
     }
     let r = t.http.head(format!("{}/v2/{repo}/manifests/v1", t.url)).bearer_auth(&tok).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // The three pulls are written now rather than at the next tick.
+    berth::domain::pulls::flush(&t.app).await.unwrap();
     assert_eq!(
         api(&t, "GET", "/projects/{project_name_or_id}/summary", &format!("/projects/{project}/summary"), ADMIN, None).await.status,
         200
@@ -482,6 +484,10 @@ async fn metrics(db: Db) {
     // Pushes and pulls per project: one manifest push, three GETs (HEAD is not a pull).
     assert_eq!(sample(&text, &format!("berth_project_pushes_total{{project=\"{project}\"}}")), Some(1.0), "{text}");
     assert_eq!(sample(&text, &format!("berth_project_pulls_total{{project=\"{project}\"}}")), Some(3.0), "{text}");
+    // Batched pull accounting reports its own cost (counters are process-wide: other tests add).
+    assert!(sample(&text, "berth_pull_accounting_pulls_total").unwrap() >= 3.0, "{text}");
+    assert!(sample(&text, "berth_pull_accounting_writes_total").unwrap() >= 1.0, "{text}");
+    assert!(sample(&text, "berth_pull_accounting_write_duration_seconds_total").unwrap() > 0.0, "{text}");
     // Requests per route template and status; /v2 grouped by operation, never by repository.
     let manifests_get = r#"berth_http_requests_total{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}"#;
     assert!(sample(&text, manifests_get).unwrap() >= 3.0, "{text}");

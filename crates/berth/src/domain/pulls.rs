@@ -94,8 +94,12 @@ pub async fn flush(app: &App) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     match app.meta.record_pulls(&batch).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            crate::metrics::pull_accounting(batch.audits.len() as u64, started.elapsed());
+            Ok(())
+        }
         Err(e) => {
             app.pulls.restore(batch);
             Err(e)
@@ -103,12 +107,15 @@ pub async fn flush(app: &App) -> Result<()> {
     }
 }
 
-/// Writes waiting pulls every second, or sooner when many wait, until aborted.
-pub async fn flush_forever(app: std::sync::Arc<App>) {
+/// Writes waiting pulls every second, or sooner when many wait, until `stop` turns true.
+/// A write in progress always finishes (it is never cancelled half-way, which would lose the
+/// batch it took); the caller writes what is left after this returns.
+pub async fn flush_forever(app: std::sync::Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}
             _ = app.pulls.wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
         if let Err(e) = flush(&app).await {
             tracing::warn!(error = %e, "writing pull counts failed; retrying at the next tick");
