@@ -33,14 +33,49 @@ pub async fn push(ctx: &Ctx, conc: usize) -> Result<Vec<Row>, String> {
     Ok(vec![row])
 }
 
+/// Berth's pull-accounting counters from `/metrics` (pulls written, transactions, seconds
+/// writing); None for a registry without them.
+async fn accounting(reg: &crate::client::Registry) -> Option<[f64; 3]> {
+    let resp = reg.api(Method::GET, "/metrics", None).await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let text = resp.text().await.ok()?;
+    let sample = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse::<f64>().ok()))
+    };
+    Some([
+        sample("berth_pull_accounting_pulls_total")?,
+        sample("berth_pull_accounting_writes_total")?,
+        sample("berth_pull_accounting_write_duration_seconds_total")?,
+    ])
+}
+
+/// Runs `loop_` and, on a registry that reports pull accounting, notes what writing the
+/// loop's pulls cost: the batches are written off the request path, so this is the part of
+/// the server's CPU the accounting can account for (wall time of the writes: an upper bound).
+async fn with_accounting(reg: &crate::client::Registry, loop_: impl std::future::Future<Output = Row>) -> Row {
+    let before = accounting(reg).await;
+    let row = loop_.await;
+    let Some(before) = before else { return row };
+    // Pulls are written at most a second after they happen.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let Some(after) = accounting(reg).await else { return row };
+    let [pulls, writes, secs] = [after[0] - before[0], after[1] - before[1], after[2] - before[2]];
+    let share = row.cpu_s.filter(|c| *c > 0.0).map(|c| format!(" = {:.1}% of the server CPU", 100.0 * secs / c)).unwrap_or_default();
+    row.with_note(format!("pull accounting wrote {pulls} pulls in {writes} transactions, {secs:.3} s{share}"))
+}
+
 pub async fn manifest_get(ctx: &Ctx, conc: usize) -> Result<Vec<Row>, String> {
     const REPO: &str = "library/bench-manifest";
     let reg = ctx.client(conc).await?;
     let img = Arc::new(Image::random(data::seed(&[0xA11CE]), 1, 1));
     img.push(&reg, REPO, "latest").await?;
     let count = ctx.pick(20_000, 5_000);
-    let row = ctx
-        .measure(&format!("manifest-get-{conc}"), Unit::Requests, conc, count, MANIFEST_LIMIT, move |i| {
+    let metrics = reg.clone();
+    let row = with_accounting(
+        &metrics,
+        ctx.measure(&format!("manifest-get-{conc}"), Unit::Requests, conc, count, MANIFEST_LIMIT, move |i| {
             let (reg, img) = (reg.clone(), img.clone());
             async move {
                 if i % 2 == 0 {
@@ -59,8 +94,9 @@ pub async fn manifest_get(ctx: &Ctx, conc: usize) -> Result<Vec<Row>, String> {
                 }
                 Ok(Work::requests(1))
             }
-        })
-        .await;
+        }),
+    )
+    .await;
     Ok(vec![row])
 }
 
@@ -77,8 +113,10 @@ pub async fn mix(ctx: &Ctx, conc: usize) -> Result<Vec<Row>, String> {
     let bases = Arc::new(bases);
     let nonce = ctx.nonce;
     let count = ctx.pick(20_000, 5_000);
-    let row = ctx
-        .measure(&format!("mix-{conc}"), Unit::Ops, conc, count, LIMIT, move |i| {
+    let metrics = reg.clone();
+    let row = with_accounting(
+        &metrics,
+        ctx.measure(&format!("mix-{conc}"), Unit::Ops, conc, count, LIMIT, move |i| {
             let (reg, bases) = (reg.clone(), bases.clone());
             async move {
                 let mut rng = XorShift::new(data::seed(&[nonce, i]));
@@ -100,7 +138,8 @@ pub async fn mix(ctx: &Ctx, conc: usize) -> Result<Vec<Row>, String> {
                     Ok(Work::requests(2))
                 }
             }
-        })
-        .await;
+        }),
+    )
+    .await;
     Ok(vec![row])
 }
