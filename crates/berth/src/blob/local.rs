@@ -82,28 +82,55 @@ fn open(path: &Path, direct: bool) -> std::io::Result<File> {
     o.open(path)
 }
 
-/// Writes `buf` at `offset`: the aligned prefix directly, any remainder buffered.
-fn write_block(path: &Path, direct: &mut Option<File>, buf: &[u8], offset: u64) -> std::io::Result<()> {
+/// The upload file's descriptors, opened by the first write (on the blocking pool, with it).
+#[derive(Default)]
+struct Files {
+    plain: Option<File>,
+    direct: Option<File>,
+}
+
+/// Opens the upload file for writing from `offset`, creating its directory on first use and
+/// cutting off anything past `offset` (a request that broke off may have left more).
+fn prepare(path: &Path, offset: u64) -> std::io::Result<File> {
+    let f = match open(path, false) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            open(path, false)?
+        }
+        r => r?,
+    };
+    f.set_len(offset)?;
+    Ok(f)
+}
+
+/// Writes `buf` at `offset`: the aligned prefix directly, any remainder buffered. The first
+/// write of a request (`files` still closed) opens the file at `offset`.
+fn write_block(path: &Path, files: &mut Files, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    if files.plain.is_none() {
+        files.plain = Some(prepare(path, offset)?);
+    }
     let aligned = if offset.is_multiple_of(ALIGN as u64) { buf.len() / ALIGN * ALIGN } else { 0 };
     if aligned > 0 {
-        if direct.is_none() {
-            *direct = Some(match open(path, true) {
+        if files.direct.is_none() {
+            files.direct = Some(match open(path, true) {
                 Ok(f) => f,
                 // Some filesystems (tmpfs) refuse O_DIRECT: fall back to buffered writes.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(path, false)?,
                 Err(e) => return Err(e),
             });
         }
-        direct.as_ref().expect("opened").write_all_at(&buf[..aligned], offset)?;
+        files.direct.as_ref().expect("opened").write_all_at(&buf[..aligned], offset)?;
     }
     if aligned < buf.len() {
-        open(path, false)?.write_all_at(&buf[aligned..], offset + aligned as u64)?;
+        files.plain.as_ref().expect("opened").write_all_at(&buf[aligned..], offset + aligned as u64)?;
     }
     Ok(())
 }
 
-/// What a block write hands back: its result, the buffer for reuse, the direct descriptor.
-type BlockWritten = (std::io::Result<()>, AlignedBuf, Option<File>);
+/// What a block write hands back: its result, the buffer for reuse, the descriptors.
+type BlockWritten = (std::io::Result<()>, AlignedBuf, Files);
 
 /// Appends `body` to the file at `path` from `offset`, hashing as it goes.
 pub async fn append<S, E>(
@@ -118,19 +145,12 @@ where
     E: std::fmt::Display,
 {
     let store = |e: std::io::Error| AppendError::Store(Error::Internal(format!("writing upload: {e}")));
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(store)?;
-    }
-    // Start from exactly `offset` bytes: a request that broke off may have left more.
-    let p = path.clone();
-    tokio::task::spawn_blocking(move || open(&p, false)?.set_len(offset))
-        .await
-        .map_err(|e| AppendError::Store(Error::internal(e)))?
-        .map_err(store)?;
+    // Nothing touches the file before the first block (or the end of a small body) is
+    // written: opening it goes with that write, one trip to the blocking pool.
     let mut buf = AlignedBuf::new(pool);
     let mut spare: Option<AlignedBuf> = None;
     let mut pending: Option<tokio::task::JoinHandle<BlockWritten>> = None;
-    let mut direct: Option<File> = None;
+    let mut files = Files::default();
     let mut pos = offset;
     // The first block ends at an ALIGN boundary so that later blocks are aligned.
     let mut limit = if offset.is_multiple_of(ALIGN as u64) { BLOCK } else { ALIGN - (offset % ALIGN as u64) as usize };
@@ -158,7 +178,7 @@ where
                 // Hand the full block to the blocking pool; keep receiving into the spare.
                 if let Some(job) = pending.take() {
                     let (r, done, f) = job.await.map_err(|e| AppendError::Store(Error::internal(e)))?;
-                    direct = f;
+                    files = f;
                     if let Err(e) = r {
                         failure = Some(store(e));
                         break 'recv;
@@ -167,7 +187,7 @@ where
                 }
                 let mut full = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| AlignedBuf::new(pool)));
                 buf.len = 0;
-                let (p, at, mut f) = (path.clone(), pos, direct.take());
+                let (p, at, mut f) = (path.clone(), pos, std::mem::take(&mut files));
                 pos += full.len as u64;
                 limit = BLOCK;
                 pending = Some(tokio::task::spawn_blocking(move || {
@@ -180,7 +200,7 @@ where
     }
     if let Some(job) = pending.take() {
         let (r, _, f) = job.await.map_err(|e| AppendError::Store(Error::internal(e)))?;
-        direct = f;
+        files = f;
         if let Err(e) = r
             && failure.is_none()
         {
@@ -190,8 +210,9 @@ where
     if let Some(f) = failure {
         return Err(f);
     }
-    if buf.len > 0 {
-        let (p, at, mut f) = (path.clone(), pos, direct.take());
+    if buf.len > 0 || files.plain.is_none() {
+        // The tail, or an empty body: the file still has to exist with exactly `offset` bytes.
+        let (p, at, mut f) = (path.clone(), pos, files);
         tokio::task::spawn_blocking(move || write_block(&p, &mut f, buf.filled(), at))
             .await
             .map_err(|e| AppendError::Store(Error::internal(e)))?
@@ -326,14 +347,54 @@ fn read_chunk(
     }
 }
 
-/// Asks the kernel to read a blob written with `O_DIRECT` into the page cache in
-/// the background, so that the pull that usually follows a push finds it there.
-pub fn prefetch(path: PathBuf) {
+/// Makes the verified upload `from` the blob `to` in one trip to the blocking pool: kept as is
+/// if the blob exists already (the upload is removed), else renamed into place (creating
+/// the blob's directory on first use). Then asks the kernel to read the blob into the page
+/// cache in the background: parts written with `O_DIRECT` are not there, and the pull that
+/// usually follows a push should find them.
+pub async fn promote(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || {
-        if let Ok(f) = File::open(&path) {
+        if to.try_exists()? {
+            return match std::fs::remove_file(&from) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        match std::fs::rename(&from, &to) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.parent().is_some_and(|d| !d.exists()) => {
+                std::fs::create_dir_all(to.parent().expect("checked"))?;
+                std::fs::rename(&from, &to)?;
+            }
+            r => r?,
+        }
+        if let Ok(f) = File::open(&to) {
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
         }
-    });
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// The whole of the file at `path` if it exists and holds at most `max` bytes, read in one
+/// trip to the blocking pool.
+pub async fn read_small(path: PathBuf, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    tokio::task::spawn_blocking(move || {
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        if len > max {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, max + 1), &mut out)?;
+        Ok((out.len() as u64 <= max).then_some(out))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Streams `len` bytes of `path` from `start`, read by one blocking task.

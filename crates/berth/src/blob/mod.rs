@@ -155,6 +155,11 @@ impl BlobStore {
     pub async fn promote(&self, id: &str, digest: &Digest) -> Result<()> {
         let from = Self::upload_path(id);
         let to = Self::blob_path(digest);
+        if let Some(root) = &self.local {
+            return local::promote(root.join(&from), root.join(&to))
+                .await
+                .map_err(|e| Error::Internal(format!("storing blob {digest}: {e}")));
+        }
         if self.op.exists(&to).await? {
             self.op.delete(&from).await?;
             return Ok(());
@@ -162,9 +167,6 @@ impl BlobStore {
         let cap = self.op.info().capability();
         if cap.rename {
             self.op.rename(&from, &to).await?;
-            if let Some(root) = &self.local {
-                local::prefetch(root.join(&to));
-            }
             return Ok(());
         }
         if cap.copy {
@@ -216,6 +218,9 @@ impl BlobStore {
     /// The whole of a small blob (configs, chart files), refusing anything larger than `max` bytes.
     pub async fn read_small(&self, digest: &Digest, max: u64) -> Result<Option<Vec<u8>>> {
         let path = Self::blob_path(digest);
+        if let Some(root) = &self.local {
+            return local::read_small(root.join(&path), max).await.map_err(|e| Error::Internal(format!("reading blob {digest}: {e}")));
+        }
         let meta = match self.op.stat(&path).await {
             Ok(m) => m,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(None),
