@@ -22,6 +22,9 @@ const BIG: Duration = Duration::from_secs(900);
 
 pub type Res<T> = Result<T, String>;
 
+/// Bodies at least this large are hashed on their own thread while they download.
+const PIPELINED_HASH: u64 = 8 << 20;
+
 pub struct Registry {
     http: reqwest::Client,
     base: Url,
@@ -261,13 +264,35 @@ impl Registry {
         let url = self.url(&format!("/v2/{name}/blobs/{digest}"));
         let resp = self.send(&[repo_scope(name)], |c| c.get(url.clone()).timeout(BIG)).await?;
         let mut resp = expect(resp, &[StatusCode::OK], "GET blob").await?;
-        let mut h = Sha256::new();
         let mut n = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET blob body: {e}"))? {
-            n += chunk.len() as u64;
-            h.update(&chunk);
-        }
-        let got = format!("sha256:{}", hex::encode(h.finalize()));
+        let hash = if resp.content_length().is_some_and(|l| l >= PIPELINED_HASH) {
+            // Large bodies are hashed on a thread of their own while the next bytes arrive,
+            // so that the client's hashing does not cap the transfer it is measuring.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
+            let hasher = std::thread::spawn(move || {
+                let mut h = Sha256::new();
+                for chunk in rx {
+                    h.update(&chunk);
+                }
+                h.finalize()
+            });
+            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET blob body: {e}"))? {
+                n += chunk.len() as u64;
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+            hasher.join().map_err(|_| "hashing thread panicked".to_string())?
+        } else {
+            let mut h = Sha256::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET blob body: {e}"))? {
+                n += chunk.len() as u64;
+                h.update(&chunk);
+            }
+            h.finalize()
+        };
+        let got = format!("sha256:{}", hex::encode(hash));
         if got != digest {
             eprintln!("DIGEST MISMATCH: GET {name} blob {digest} returned {n} bytes hashing to {got}");
             return Err(format!("digest mismatch: wanted {digest}, got {got}"));
