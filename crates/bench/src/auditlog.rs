@@ -33,6 +33,7 @@ const PER_TRANSACTION: u64 = 200_000;
 pub struct Args {
     pub berth: PathBuf,
     pub dir: PathBuf,
+    pub reuse: bool,
     pub rows: u64,
     pub requests: u64,
     pub json: Option<PathBuf>,
@@ -321,25 +322,48 @@ fn form_urlencoded_min(s: &str) -> String {
 pub async fn run(a: Args) -> Result<bool, String> {
     std::fs::create_dir_all(&a.dir).map_err(|e| format!("{}: {e}", a.dir.display()))?;
     let db = a.dir.join("berth.db");
-    let mut seed = [0u8; 8];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed)).map_err(|e| e.to_string())?;
-    let password = format!("Bench-{}", seed.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let fresh = !db.exists();
-    if !fresh {
-        return Err(format!("{} exists: give an empty --dir", db.display()));
+    // The admin password of the database, kept beside it for --reuse.
+    let password_file = a.dir.join("bench-admin-password");
+    let reused = db.exists();
+    if reused && !a.reuse {
+        return Err(format!("{} exists: give an empty --dir, or --reuse to reuse it", db.display()));
     }
-    eprintln!("== auditlog: schema (Berth on an empty data directory)");
-    drop(start_berth(&a.berth, &a.dir, &password).await?);
-    eprintln!("== auditlog: filling {} records", a.rows);
-    let t = Instant::now();
-    fill(&db, a.rows).await?;
-    let fill_secs = t.elapsed().as_secs_f64();
-    let now = now_ms();
-    let first_project_id = {
+    let (password, fill_secs) = if reused {
+        let p = std::fs::read_to_string(&password_file).map_err(|e| format!("{}: {e}", password_file.display()))?;
+        eprintln!("== auditlog: reusing {}", db.display());
+        (p.trim().to_string(), None)
+    } else {
+        let mut seed = [0u8; 8];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed)).map_err(|e| e.to_string())?;
+        let password = format!("Bench-{}", seed.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        std::fs::write(&password_file, &password).map_err(|e| format!("{}: {e}", password_file.display()))?;
+        eprintln!("== auditlog: schema (Berth on an empty data directory)");
+        drop(start_berth(&a.berth, &a.dir, &password).await?);
+        eprintln!("== auditlog: filling {} records", a.rows);
+        let t = Instant::now();
+        fill(&db, a.rows).await?;
+        (password, Some(t.elapsed().as_secs_f64()))
+    };
+    // Berth applies its migrations before the totals are counted directly.
+    if reused {
+        drop(start_berth(&a.berth, &a.dir, &password).await?);
+    }
+    let (first_project_id, records, now) = {
         let mut c = open(&db).await?;
-        let (id,): (i64,) =
-            sqlx::query_as("SELECT id FROM projects WHERE name = 'proj1'").fetch_one(&mut c).await.map_err(|e| e.to_string())?;
-        id
+        let e = |e: sqlx::Error| e.to_string();
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM projects WHERE name = 'proj1'").fetch_one(&mut c).await.map_err(e)?;
+        // Records end when the fill ended: now for a fresh database, the newest record for a reused one.
+        let now = if reused {
+            sqlx::query_as::<_, (i64,)>("SELECT MAX(op_time) FROM audit_log").fetch_one(&mut c).await.map_err(e)?.0
+        } else {
+            now_ms()
+        };
+        let records = if reused {
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM audit_log").fetch_one(&mut c).await.map_err(e)?.0 as u64
+        } else {
+            a.rows
+        };
+        (id, records, now)
     };
     let qs = queries(first_project_id, now);
     // Expected totals, counted directly.
@@ -400,9 +424,10 @@ pub async fn run(a: Args) -> Result<bool, String> {
     }
     drop(berth);
     let mut md = String::new();
+    let filled = fill_secs.map(|s| format!("filled in {s:.0} s")).unwrap_or_else(|| "reused".into());
     md.push_str(&format!(
-        "{} records ({size_mb:.0} MB database, filled in {fill_secs:.0} s); {} sequential requests per query, as admin, page_size 100.\n\n",
-        a.rows, a.requests
+        "{records} records ({size_mb:.0} MB database, {filled}); {} sequential requests per query, as admin, page_size 100.\n\n",
+        a.requests
     ));
     md.push_str("| query | X-Total-Count | p50 ms | p90 ms | p99 ms | max ms | result |\n|---|---:|---:|---:|---:|---:|---|\n");
     for r in &rows {
@@ -420,7 +445,7 @@ pub async fn run(a: Args) -> Result<bool, String> {
     }
     println!("{md}");
     if let Some(path) = &a.json {
-        let body = serde_json::json!({"rows": a.rows, "fill_seconds": fill_secs, "database_mb": size_mb, "queries": rows});
+        let body = serde_json::json!({"rows": records, "fill_seconds": fill_secs, "database_mb": size_mb, "queries": rows});
         std::fs::write(path, serde_json::to_string_pretty(&body).unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(all_ok)

@@ -74,9 +74,13 @@ enum Cmd {
         /// The berth binary
         #[arg(long)]
         berth: PathBuf,
-        /// An empty directory for Berth's data
+        /// An empty directory for Berth's data (kept afterwards)
         #[arg(long)]
         dir: PathBuf,
+        /// Reuse the database a previous run left in --dir (and its admin password) instead
+        /// of filling a fresh one; Berth applies any newer migrations when it starts on it
+        #[arg(long)]
+        reuse: bool,
         /// How many audit records to write
         #[arg(long, default_value_t = 10_000_000)]
         rows: u64,
@@ -149,11 +153,11 @@ fn main() -> ExitCode {
         Some(Cmd::Compare { a, b, a_name, b_name }) => {
             load(&a).and_then(|ra| load(&b).map(|rb| println!("{}", report::compare(&ra, &rb, &a_name, &b_name)))).map(|_| true)
         }
-        Some(Cmd::Auditlog { berth, dir, rows, requests, json }) => tokio::runtime::Builder::new_multi_thread()
+        Some(Cmd::Auditlog { berth, dir, reuse, rows, requests, json }) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(auditlog::run(auditlog::Args { berth, dir, rows, requests, json }))),
+            .and_then(|rt| rt.block_on(auditlog::run(auditlog::Args { berth, dir, reuse, rows, requests, json }))),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

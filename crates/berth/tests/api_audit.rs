@@ -149,6 +149,25 @@ async fn sql_rows(t: &TestApp) -> Vec<Row> {
     }
 }
 
+/// `SELECT COUNT(*) FROM audit_log WHERE {cond}` on the test's database.
+async fn sql_count(t: &TestApp, cond: &str) -> i64 {
+    let url = t.app.config.database.clone();
+    let text = format!("SELECT COUNT(*) FROM audit_log WHERE {cond}");
+    let (n,): (i64,) = if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let n = sqlx::query_as(sqlx::AssertSqlSafe(text)).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap().read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        let n = sqlx::query_as(sqlx::AssertSqlSafe(text)).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    };
+    n
+}
+
 fn field<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or_else(|| panic!("{k} missing in {v}"))
 }
@@ -408,6 +427,115 @@ async fn totals_across_days(db: Db) {
     t.shutdown().await;
 }
 
+/// Totals of filters that name neither a user nor a project (no filter, a time range,
+/// resource_type, operation) are exact for ranges that begin or end inside an hour, on whole
+/// hours, within one hour or across days; also after records are deleted, moved to another
+/// hour or given another operation.
+async fn totals_by_hour(db: Db) {
+    let t = TestApp::start(db).await;
+    // 2020-03-01 00:00 UTC; 300 records 11 min 7 s apart (about 55 hours), of five kinds.
+    let base = 1_583_020_800_000i64;
+    let kinds = [("artifact", "pull"), ("artifact", "create"), ("artifact", "delete"), ("user", "login"), ("project", "update")];
+    let rows: Vec<(i64, &str, &str)> =
+        (0..300i64).map(|i| (base + i * 667_000 + 250, kinds[(i * i % 7 % 5) as usize].0, kinds[(i * i % 7 % 5) as usize].1)).collect();
+    let values: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (at, kind, op))| format!("({at}, 'user{}', NULL, 'thing{i}', '{kind}', '{op}', TRUE, '10.1.1.1', 'docker')", i % 4))
+        .collect();
+    sql_exec(
+        &t,
+        &format!(
+            "INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let h = 3_600_000i64;
+    let m = 60_000i64;
+    let ranges: Vec<(Option<i64>, Option<i64>)> = vec![
+        (None, None),
+        (Some(base + 10 * m), Some(base + 5 * h + 20 * m)),
+        (Some(base + 2 * h), Some(base + 7 * h - 1000)),
+        (Some(base + 3 * h + 5 * m), Some(base + 3 * h + 40 * m)),
+        (Some(base + 20 * h + 1000), Some(base + 50 * h)),
+        (Some(base), Some(base + 24 * h - 1000)),
+        (Some(base + 23 * h + 59 * m), Some(base + 24 * h + m)),
+        (None, Some(base + 30 * h + 30 * m)),
+        (Some(base + 45 * h + 10 * m), None),
+        (Some(base - 5 * h), Some(base - h)),
+    ];
+    // (q filter, SQL condition)
+    let filters = [
+        ("", "TRUE"),
+        ("operation=pull", "operation = 'pull'"),
+        ("resource_type=artifact", "resource_type = 'artifact'"),
+        ("operation={create delete}", "operation IN ('create', 'delete')"),
+        ("resource_type=user,operation=login", "resource_type = 'user' AND operation = 'login'"),
+        ("operation=~LO", "LOWER(operation) LIKE '%lo%'"),
+    ];
+    let model = |rows: &[(i64, &str, &str)], from: Option<i64>, to: Option<i64>| {
+        rows.iter().filter(|(at, _, _)| from.is_none_or(|f| *at >= f) && to.is_none_or(|x| *at <= x)).count() as i64
+    };
+    let check_all = |rows: Vec<(i64, &'static str, &'static str)>| {
+        let (t, ranges) = (&t, ranges.clone());
+        async move {
+            for (from, to) in &ranges {
+                for (filter, cond) in filters {
+                    let mut parts: Vec<String> = if filter.is_empty() { vec![] } else { vec![filter.to_string()] };
+                    let mut conds = vec![cond.to_string()];
+                    if from.is_some() || to.is_some() {
+                        parts.push(format!("op_time=[{}~{}]", from.map(fmt).unwrap_or_default(), to.map(fmt).unwrap_or_default()));
+                    }
+                    // The range bounds are whole seconds in q.
+                    if let Some(f) = from {
+                        conds.push(format!("op_time >= {}", f / 1000 * 1000));
+                    }
+                    if let Some(x) = to {
+                        conds.push(format!("op_time <= {}", x / 1000 * 1000));
+                    }
+                    let want = sql_count(t, &conds.join(" AND ")).await;
+                    if filter.is_empty() && from.is_some() && to.is_some() {
+                        // The direct count agrees with the records written.
+                        assert_eq!(want, model(&rows, from.map(|v| v / 1000 * 1000), to.map(|v| v / 1000 * 1000)), "{parts:?}");
+                    }
+                    let joined = parts.join(",");
+                    let r = list(t, EXTS, &format!("/auditlog-exts?page_size=100&q={}", q(&joined)), ADMIN).await;
+                    assert_eq!(r.status, 200, "{joined}: {}", r.text);
+                    assert_eq!(r.total(), want, "{joined}");
+                    assert_eq!(r.items().len() as i64, want.min(100), "{joined}");
+                    let r = list(t, LOGS, &format!("/audit-logs?page_size=1&q={}", q(&joined)), ADMIN).await;
+                    assert_eq!(r.total(), want, "{joined}");
+                }
+            }
+        }
+    };
+    check_all(rows.clone()).await;
+    // One whole UTC hour holds the records written in it, some of each kind.
+    let r =
+        list(&t, EXTS, &format!("/auditlog-exts?q={}", q(&format!("op_time=[{}~{}]", fmt(base + h), fmt(base + 2 * h - 1000))),), ADMIN)
+            .await;
+    assert_eq!(r.total(), model(&rows, Some(base + h), Some(base + 2 * h - 1)));
+    assert!(r.total() >= 5);
+    // Delete some, move some to the next hour (some across midnight), change some operations.
+    sql_exec(&t, &format!("DELETE FROM audit_log WHERE resource LIKE 'thing1%' AND op_time < {}", base + 60 * h)).await;
+    sql_exec(
+        &t,
+        &format!("UPDATE audit_log SET op_time = op_time + 5400000 WHERE resource LIKE 'thing2%' AND op_time < {}", base + 60 * h),
+    )
+    .await;
+    sql_exec(&t, "UPDATE audit_log SET operation = 'delete' WHERE resource LIKE 'thing3%' AND operation = 'pull'").await;
+    sql_exec(&t, "UPDATE audit_log SET resource_type = 'repository' WHERE resource LIKE 'thing4%' AND resource_type = 'artifact'").await;
+    let changed: Vec<(i64, &str, &str)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !i.to_string().starts_with('1'))
+        .map(|(i, (at, k, o))| (if i.to_string().starts_with('2') { at + 5_400_000 } else { *at }, *k, *o))
+        .collect();
+    check_all(changed).await;
+    t.shutdown().await;
+}
+
 /// System admins see everything; project admins their projects; others nothing; the project
 /// lists answer 403 to members without the permission and 404 to those who may not read it.
 async fn permissions(db: Db) {
@@ -570,6 +698,7 @@ async fn failed_logins(db: Db) {
 on_both_backends! {
     records_and_filters => records_and_filters;
     totals_across_days => totals_across_days;
+    totals_by_hour => totals_by_hour;
     permissions => permissions;
     failed_logins => failed_logins;
 }
