@@ -230,6 +230,8 @@ where
 const POOL_BUF: usize = DIRECT_CHUNK + 3 * ALIGN;
 /// Pooled buffers kept for reuse.
 const POOL_KEEP: usize = 8;
+/// Reads up to this many bytes get a buffer of their own size instead of a pooled one.
+const SMALL_READ: usize = 256 << 10;
 
 /// Read buffers recycled across responses: reusing a few large buffers keeps the
 /// server's resident memory bounded, where fresh allocations from many threads
@@ -238,6 +240,12 @@ const POOL_KEEP: usize = 8;
 pub struct BufPool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl BufPool {
+    /// A buffer for reading `n` bytes with room to align a direct read around them: pooled
+    /// for large chunks, allocated to size for small ones (a small layer or config must not
+    /// pin a 2 MiB buffer while its response is in flight).
+    fn take_for(&self, n: usize) -> Vec<u8> {
+        if n <= SMALL_READ { vec![0u8; n.div_ceil(ALIGN) * ALIGN + 3 * ALIGN] } else { self.take() }
+    }
     fn take(&self) -> Vec<u8> {
         self.0.lock().expect("pool lock").pop().unwrap_or_else(|| vec![0u8; POOL_BUF])
     }
@@ -283,7 +291,7 @@ fn read_chunk(
     at: u64,
     n: usize,
 ) -> std::io::Result<Bytes> {
-    let mut buf = pool.take();
+    let mut buf = pool.take_for(n);
     let off = buf.as_ptr().align_offset(ALIGN);
     let mut got = 0;
     if !*cold {
@@ -314,7 +322,7 @@ fn read_chunk(
     let hi = (at + n as u64).div_ceil(ALIGN as u64) * ALIGN as u64;
     let span = (hi - lo) as usize;
     // Directly read bytes land in a second buffer when part of the chunk came from the cache.
-    let mut other = if got == 0 { None } else { Some(pool.take()) };
+    let mut other = if got == 0 { None } else { Some(pool.take_for(n)) };
     let (dst, dst_off) = match other.as_mut() {
         Some(o) => {
             let o_off = o.as_ptr().align_offset(ALIGN);
