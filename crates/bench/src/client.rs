@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_A
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use crate::auth::{self, Challenge, Tokens};
-use crate::data::{Blob, CHUNK};
+use crate::data::{CHUNK, Held};
 
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
 application/vnd.oci.image.index.v1+json, \
@@ -197,7 +197,7 @@ impl Registry {
 
     /// Chunked upload: POST, PATCH `chunk`-sized pieces with Content-Range,
     /// then PUT `?digest=` with no body. Returns the number of requests.
-    pub async fn upload_chunked(&self, name: &str, blob: Blob, digest: &str, chunk: u64) -> Res<u64> {
+    pub async fn upload_chunked(&self, name: &str, blob: &Held, digest: &str, chunk: u64) -> Res<u64> {
         debug_assert_eq!(chunk % CHUNK, 0);
         let mut url = self.start_upload(name).await?;
         let mut requests = 1;

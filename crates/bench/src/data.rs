@@ -92,42 +92,51 @@ impl Blob {
         XorShift::new(seed(&[self.seed, idx])).fill(&mut buf);
         buf
     }
-
-    /// Digest, computed by a full pass over the generator (CPU-bound: call
-    /// it from a blocking thread for large blobs).
-    pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        for i in 0..self.chunks() {
-            h.update(self.chunk(i));
-        }
-        format!("sha256:{}", hex::encode(h.finalize()))
-    }
-
-    /// Streamed request body with bytes `start..end` of the blob;
-    /// `start` must be a multiple of [`CHUNK`].
-    pub fn body(&self, start: u64, end: u64) -> reqwest::Body {
-        debug_assert_eq!(start % CHUNK, 0);
-        let blob = *self;
-        let first = start / CHUNK;
-        let last = end.div_ceil(CHUNK);
-        let stream = futures_util::stream::unfold(first, move |idx| async move {
-            if idx >= last {
-                return None;
-            }
-            let mut buf = blob.chunk(idx);
-            let chunk_end = (idx + 1) * CHUNK;
-            if chunk_end > end {
-                buf.truncate((end - idx * CHUNK) as usize);
-            }
-            Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), idx + 1))
-        });
-        reqwest::Body::wrap_stream(stream)
-    }
 }
 
-/// Digest of a large blob, computed off the async worker threads.
-pub async fn digest_async(blob: Blob) -> String {
-    tokio::task::spawn_blocking(move || blob.digest()).await.expect("digest task panicked")
+/// A blob generated once, before a measured loop, and held in memory as its 1 MiB chunks:
+/// sending it costs the client no generation, only the copy into the socket.
+#[derive(Clone)]
+pub struct Held {
+    pub len: u64,
+    chunks: std::sync::Arc<Vec<Bytes>>,
+}
+
+impl Held {
+    /// Generates `blob` and its digest off the async worker threads.
+    pub async fn generate(blob: Blob) -> (Held, String) {
+        tokio::task::spawn_blocking(move || {
+            let mut h = Sha256::new();
+            let chunks: Vec<Bytes> = (0..blob.chunks())
+                .map(|i| {
+                    let c = Bytes::from(blob.chunk(i));
+                    h.update(&c);
+                    c
+                })
+                .collect();
+            (Held { len: blob.len, chunks: std::sync::Arc::new(chunks) }, format!("sha256:{}", hex::encode(h.finalize())))
+        })
+        .await
+        .expect("generating task panicked")
+    }
+
+    /// Request body with bytes `start..end`; `start` must be a multiple of [`CHUNK`].
+    pub fn body(&self, start: u64, end: u64) -> reqwest::Body {
+        let pieces = self.pieces(start, end).into_iter().map(Ok::<Bytes, std::io::Error>);
+        reqwest::Body::wrap_stream(futures_util::stream::iter(pieces))
+    }
+
+    /// The chunks (shared, not copied) that make up bytes `start..end`.
+    fn pieces(&self, start: u64, end: u64) -> Vec<Bytes> {
+        debug_assert_eq!(start % CHUNK, 0);
+        let (first, last) = ((start / CHUNK) as usize, end.div_ceil(CHUNK) as usize);
+        (first..last)
+            .map(|i| {
+                let c = &self.chunks[i];
+                c.slice(..(end - i as u64 * CHUNK).min(c.len() as u64) as usize)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +153,18 @@ mod tests {
         for i in 0..4 {
             whole.extend(b.chunk(i));
         }
-        assert_eq!(digest_of(&whole), b.digest());
+    }
+
+    #[tokio::test]
+    async fn held_blobs_send_exactly_their_bytes() {
+        let b = Blob::new(7, 3 * CHUNK + 5);
+        let whole: Vec<u8> = (0..4).flat_map(|i| b.chunk(i)).collect();
+        let (held, digest) = Held::generate(b).await;
+        assert_eq!(digest, digest_of(&whole));
+        // A body from a chunk boundary to a point inside a later chunk.
+        let (start, end) = (CHUNK, 2 * CHUNK + 10);
+        let got: Vec<u8> = held.pieces(start, end).concat();
+        assert_eq!(got, whole[start as usize..end as usize]);
+        assert_eq!(held.pieces(0, held.len).concat(), whole);
     }
 }

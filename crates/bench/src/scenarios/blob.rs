@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Ctx;
-use crate::data::{self, Blob};
+use crate::data::{self, Blob, Held};
 use crate::report::{Row, Unit};
 use crate::stats::Work;
 
@@ -33,11 +33,11 @@ fn sizes(ctx: &Ctx) -> Vec<Size> {
     }
 }
 
-async fn blobs(seeds: impl Iterator<Item = u64>, len: u64) -> Arc<Vec<(Blob, String)>> {
+/// The blobs of one push loop, generated and held in memory before it starts.
+async fn blobs(seeds: impl Iterator<Item = u64>, len: u64) -> Arc<Vec<(Held, String)>> {
     let mut v = Vec::new();
     for s in seeds {
-        let b = Blob::new(s, len);
-        v.push((b, data::digest_async(b).await));
+        v.push(Held::generate(Blob::new(s, len)).await);
     }
     Arc::new(v)
 }
@@ -58,7 +58,7 @@ pub async fn push(ctx: &Ctx) -> Result<Vec<Row>, String> {
                     async move {
                         let (b, d) = &set[i as usize];
                         let requests = if chunked {
-                            reg.upload_chunked(PUSH_REPO, *b, d, PATCH).await?
+                            reg.upload_chunked(PUSH_REPO, b, d, PATCH).await?
                         } else {
                             reg.upload(PUSH_REPO, d, b.len, || b.body(0, b.len)).await?;
                             2
