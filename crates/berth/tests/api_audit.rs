@@ -111,6 +111,18 @@ fn as_user(name: &'static str) -> Who {
 }
 
 /// `q` encoded for a URL.
+/// Both lists (route template, path) report `want` records for the q `filter`: a page of 100
+/// through the first, which must hold the first min(want, 100) of them, and a page of one
+/// through the second.
+async fn assert_totals(t: &TestApp, first: (&str, &str), second: (&str, &str), filter: &str, want: i64) {
+    let r = list(t, first.0, &format!("{}?page_size=100&q={}", first.1, q(filter)), ADMIN).await;
+    assert_eq!(r.status, 200, "{filter}: {}", r.text);
+    assert_eq!(r.total(), want, "{filter}");
+    assert_eq!(r.items().len() as i64, want.min(100), "{filter}");
+    let r = list(t, second.0, &format!("{}?page_size=1&q={}", second.1, q(filter)), ADMIN).await;
+    assert_eq!(r.total(), want, "{filter}");
+}
+
 fn q(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -402,12 +414,7 @@ async fn totals_across_days(db: Db) {
                     let filter = parts.join(",");
                     // The range bounds are whole seconds in q.
                     let want = expect(&rows, from.map(|v| v / 1000 * 1000), to.map(|v| v / 1000 * 1000), who, op);
-                    let r = list(t, PROJECT_EXTS, &format!("/projects/bulk/auditlog-exts?page_size=100&q={}", q(&filter)), ADMIN).await;
-                    assert_eq!(r.status, 200, "{filter}: {}", r.text);
-                    assert_eq!(r.total(), want, "{filter}");
-                    assert_eq!(r.items().len() as i64, want.min(100), "{filter}");
-                    let r = list(t, EXTS, &format!("/auditlog-exts?page_size=1&q={}", q(&filter)), ADMIN).await;
-                    assert_eq!(r.total(), want, "{filter}");
+                    assert_totals(t, (PROJECT_EXTS, "/projects/bulk/auditlog-exts"), (EXTS, "/auditlog-exts"), &filter, want).await;
                 }
             }
         }
@@ -500,12 +507,7 @@ async fn totals_by_hour(db: Db) {
                         assert_eq!(want, model(&rows, from.map(|v| v / 1000 * 1000), to.map(|v| v / 1000 * 1000)), "{parts:?}");
                     }
                     let joined = parts.join(",");
-                    let r = list(t, EXTS, &format!("/auditlog-exts?page_size=100&q={}", q(&joined)), ADMIN).await;
-                    assert_eq!(r.status, 200, "{joined}: {}", r.text);
-                    assert_eq!(r.total(), want, "{joined}");
-                    assert_eq!(r.items().len() as i64, want.min(100), "{joined}");
-                    let r = list(t, LOGS, &format!("/audit-logs?page_size=1&q={}", q(&joined)), ADMIN).await;
-                    assert_eq!(r.total(), want, "{joined}");
+                    assert_totals(t, (EXTS, "/auditlog-exts"), (LOGS, "/audit-logs"), &joined, want).await;
                 }
             }
         }
