@@ -151,6 +151,8 @@ where
     let mut spare: Option<AlignedBuf> = None;
     let mut pending: Option<tokio::task::JoinHandle<BlockWritten>> = None;
     let mut files = Files::default();
+    // Whether the block in flight was handed a file opened (and cut to `offset`) before it.
+    let mut pending_after_open = false;
     let mut pos = offset;
     // The first block ends at an ALIGN boundary so that later blocks are aligned.
     let mut limit = if offset.is_multiple_of(ALIGN as u64) { BLOCK } else { ALIGN - (offset % ALIGN as u64) as usize };
@@ -188,6 +190,7 @@ where
                 let mut full = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| AlignedBuf::new(pool)));
                 buf.len = 0;
                 let (p, at, mut f) = (path.clone(), pos, std::mem::take(&mut files));
+                pending_after_open = f.plain.is_some();
                 pos += full.len as u64;
                 limit = BLOCK;
                 pending = Some(tokio::task::spawn_blocking(move || {
@@ -197,6 +200,23 @@ where
                 }));
             }
         }
+    }
+    if failure.is_none() && buf.len > 0 && pending_after_open {
+        // The tail is written beside the block still in flight (another range of the same
+        // file, through a descriptor of its own), so the request waits for one write, not two
+        // in a row. Only once the file is open: the first write also cuts it to `offset`.
+        let (p, at) = (path.clone(), pos);
+        let tail = tokio::task::spawn_blocking(move || {
+            let mut f = Files { plain: Some(open(&p, false)?), direct: None };
+            write_block(&p, &mut f, buf.filled(), at)
+        });
+        let block = match pending.take() {
+            Some(job) => job.await.map_err(|e| AppendError::Store(Error::internal(e)))?.0,
+            None => Ok(()),
+        };
+        let tail = tail.await.map_err(|e| AppendError::Store(Error::internal(e)))?;
+        block.and(tail).map_err(store)?;
+        return Ok(written);
     }
     if let Some(job) = pending.take() {
         let (r, _, f) = job.await.map_err(|e| AppendError::Store(Error::internal(e)))?;

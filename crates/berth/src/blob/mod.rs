@@ -288,4 +288,38 @@ mod tests {
         }
         assert_eq!(out, b"blob");
     }
+
+    /// The local fast path: blocks written directly while the next arrive, a tail written
+    /// beside the last block, a session continued at an unaligned offset, a request that
+    /// restarts lower cutting off what a broken one left, promotion and a whole read.
+    #[tokio::test]
+    async fn local_appends_of_many_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&crate::config::Storage::Fs { root: dir.path().to_path_buf() }).unwrap();
+        let data: Vec<u8> = (0..(9u32 << 20) + 12_345).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        // Odd-sized pieces, as a socket hands them over.
+        let body = |from: usize, to: usize| {
+            let pieces: Vec<_> = data[from..to].chunks(100_003).map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c))).collect();
+            futures_util::stream::iter(pieces)
+        };
+        let first = (5 << 20) + 777;
+        assert_eq!(store.append("u2", 0, body(0, first), None).await.unwrap(), first as u64);
+        // A request that broke off after writing past what the session recorded...
+        assert_eq!(store.append("u2", first as u64, body(first, first + 3_000_000), None).await.unwrap(), 3_000_000);
+        // ...is written over from the recorded size.
+        let rest = data.len() - first;
+        assert_eq!(store.append("u2", first as u64, body(first, data.len()), None).await.unwrap(), rest as u64);
+        let (d, n) = store.hash_upload("u2", oci::Algorithm::Sha256, data.len() as u64).await.unwrap();
+        assert_eq!(n, data.len() as u64);
+        let mut h = Hasher::new(oci::Algorithm::Sha256);
+        h.update(&data);
+        assert_eq!(d, h.finish());
+        store.promote("u2", &d).await.unwrap();
+        let mut s = store.read(&d, 0, data.len() as u64).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        assert!(out == data, "the blob read back differs from what was written");
+    }
 }
