@@ -4,7 +4,7 @@
 //! labels, accessories, child ids) is fetched for the whole page at once by id.
 
 use super::sql::{Sql, Value, bind_all};
-use super::{Audit, Meta, audit, now_ms, on_read, on_write};
+use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
 /// A repository with its listed artifact count.
@@ -239,22 +239,14 @@ impl Meta {
 
     /// Sets a repository's description. False if it is gone.
     pub async fn update_repository(&self, id: i64, description: &str, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r = sqlx::query("UPDATE repositories SET description = $1, update_time = $2 WHERE id = $3")
+        change_audited!(
+            self,
+            a,
+            sqlx::query("UPDATE repositories SET description = $1, update_time = $2 WHERE id = $3")
                 .bind(description)
                 .bind(now_ms())
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<bool, Error>(true)
-        }
-        .await)
+        )
     }
 
     /// Deletes a repository with all its artifacts, tags and blob links. False if it is gone.
@@ -470,18 +462,7 @@ impl Meta {
 
     /// Removes a tag of an artifact. False if the artifact has no such tag.
     pub async fn delete_tag_of(&self, manifest_id: i64, name: &str, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r =
-                sqlx::query("DELETE FROM tags WHERE manifest_id = $1 AND name = $2").bind(manifest_id).bind(name).execute(&mut *tx).await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<bool, Error>(true)
-        }
-        .await)
+        change_audited!(self, a, sqlx::query("DELETE FROM tags WHERE manifest_id = $1 AND name = $2").bind(manifest_id).bind(name))
     }
 
     /// The accessories of these subjects in these repositories, oldest first (match them to

@@ -1,6 +1,6 @@
 //! Repositories, blobs, manifests, tags and referrers.
 
-use super::{Audit, Meta, audit, now_ms, on_read, on_write};
+use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -338,21 +338,13 @@ impl Meta {
 
     /// Deletes a tag, leaving its manifest. False if it was not there.
     pub async fn delete_tag(&self, repository: &str, tag: &str, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r = sqlx::query("DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)")
+        change_audited!(
+            self,
+            a,
+            sqlx::query("DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)")
                 .bind(repository)
                 .bind(tag)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<bool, Error>(true)
-        }
-        .await)
+        )
     }
 
     /// Up to `n` tag names after `last`, in lexical order; None if the repository does not exist.

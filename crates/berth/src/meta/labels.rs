@@ -1,7 +1,7 @@
 //! Labels (global or of one project) and the labels on artifacts: rows and queries.
 
 use super::sql::{Sql, Value, bind_all};
-use super::{Audit, Meta, audit, now_ms, on_read, on_write};
+use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
 /// A label as stored: scope `g` (global, `project_id` 0) or `p` (of project `project_id`).
@@ -229,17 +229,7 @@ impl Meta {
 
     /// Deletes a label, which detaches it from every artifact; false when it was not there.
     pub async fn delete_label(&self, id: i64, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r = sqlx::query("DELETE FROM labels WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<_, Error>(true)
-        }
-        .await)
+        change_audited!(self, a, sqlx::query("DELETE FROM labels WHERE id = $1").bind(id))
     }
 
     /// (manifest_id, label) for every label on these manifests, in ONE query, in the order
@@ -292,21 +282,11 @@ impl Meta {
 
     /// Takes a label off an artifact; false when it was not attached (nothing is written then).
     pub async fn detach_label(&self, manifest_id: i64, label_id: i64, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r = sqlx::query("DELETE FROM artifact_labels WHERE manifest_id = $1 AND label_id = $2")
-                .bind(manifest_id)
-                .bind(label_id)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<_, Error>(true)
-        }
-        .await)
+        change_audited!(
+            self,
+            a,
+            sqlx::query("DELETE FROM artifact_labels WHERE manifest_id = $1 AND label_id = $2").bind(manifest_id).bind(label_id)
+        )
     }
 }
 

@@ -201,3 +201,22 @@ macro_rules! audit {
     }};
 }
 pub(crate) use audit;
+
+/// Runs one changing statement (`$query`, built without executing) and, if it changed a row,
+/// writes the audit record `$a`, both in one transaction. Evaluates to `Result<bool>`: false
+/// when no row changed, in which case nothing is written.
+macro_rules! change_audited {
+    ($meta:expr, $a:expr, $query:expr) => {
+        $crate::meta::on_write!($meta, |p| async {
+            let mut tx = p.begin().await?;
+            if $query.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
+            $crate::meta::audit!(&mut *tx, $a, true)?;
+            tx.commit().await?;
+            Ok::<bool, $crate::error::Error>(true)
+        }
+        .await)
+    };
+}
+pub(crate) use change_audited;

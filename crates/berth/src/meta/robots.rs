@@ -1,6 +1,6 @@
 //! Robot accounts and their permissions: rows and queries.
 
-use super::{Audit, Meta, audit, now_ms, on_read, on_write};
+use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -211,16 +211,6 @@ impl Meta {
     }
 
     pub async fn delete_robot(&self, id: i64, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r = sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<_, Error>(true)
-        }
-        .await)
+        change_audited!(self, a, sqlx::query("DELETE FROM robots WHERE id = $1").bind(id))
     }
 }

@@ -1,6 +1,6 @@
 //! Personal access tokens: rows and queries.
 
-use super::{Audit, Meta, UserRow, audit, now_ms, on_read, on_write};
+use super::{Audit, Meta, UserRow, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -68,18 +68,7 @@ impl Meta {
 
     /// Revokes a token of `user_id`; false if there is none with that id.
     pub async fn delete_access_token(&self, user_id: i64, id: i64, a: &Audit) -> Result<bool> {
-        on_write!(self, |p| async {
-            let mut tx = p.begin().await?;
-            let r =
-                sqlx::query("DELETE FROM access_tokens WHERE id = $1 AND user_id = $2").bind(id).bind(user_id).execute(&mut *tx).await?;
-            if r.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit!(&mut *tx, a, true)?;
-            tx.commit().await?;
-            Ok::<_, Error>(true)
-        }
-        .await)
+        change_audited!(self, a, sqlx::query("DELETE FROM access_tokens WHERE id = $1 AND user_id = $2").bind(id).bind(user_id))
     }
 
     /// The token with this hash and its user.
