@@ -533,7 +533,74 @@ async fn pull_accounting_batches(db: Db) {
     t.shutdown().await;
 }
 
+/// A manifest push checks every reference in one query: the error names the first reference
+/// missing, nothing is stored until all are present, and a reference named twice counts once.
+async fn repeated_and_missing_references(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/refs").await;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = t.push_blob(&tok, "library/refs", config).await;
+    let (a, b) = (b"layer a".as_slice(), b"layer b".as_slice());
+    let a_digest = t.push_blob(&tok, "library/refs", a).await;
+    let b_digest = sha256(b);
+    let layer = |d: &str, n: usize| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n});
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [layer(&a_digest, a.len()), layer(&b_digest, b.len()), layer(&a_digest, a.len())],
+    }))
+    .unwrap();
+    let r = t.put_manifest(&tok, "library/refs", "v1", "application/vnd.oci.image.manifest.v1+json", &manifest).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains(&b_digest), "{v}");
+    assert_eq!(t.get(Some(&tok), "/v2/library/refs/tags/list").await.status(), StatusCode::NOT_FOUND, "nothing was stored");
+
+    t.push_blob(&tok, "library/refs", b).await;
+    let r = t.put_manifest(&tok, "library/refs", "v1", "application/vnd.oci.image.manifest.v1+json", &manifest).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let image = sha256(&manifest);
+    let r = t.get(Some(&tok), "/v2/library/refs/manifests/v1").await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
+
+    // An index naming one child twice and one that is missing; then the child twice only.
+    let child = |d: &str| json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": manifest.len()});
+    let missing = sha256(b"no such manifest");
+    let index = |children: Vec<Value>| {
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children}))
+            .unwrap()
+    };
+    let bad = index(vec![child(&image), child(&missing), child(&image)]);
+    let r = t.put_manifest(&tok, "library/refs", "multi", "application/vnd.oci.image.index.v1+json", &bad).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "MANIFEST_UNKNOWN");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains(&missing), "{v}");
+    let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/library/repositories/refs").await;
+    assert_eq!(v["artifact_count"], 1, "the refused index changed nothing");
+
+    // Untagged, the image is listed only until the index takes it in.
+    let path = "/projects/library/repositories/refs/artifacts/v1/tags/v1";
+    assert_eq!(api(&t, reqwest::Method::DELETE, Some(ADMIN), path, None).await.status(), StatusCode::OK);
+    let good = index(vec![child(&image), child(&image)]);
+    let r = t.put_manifest(&tok, "library/refs", "multi", "application/vnd.oci.image.index.v1+json", &good).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (_, v, h) = get_json(&t, Some(ADMIN), "/projects/library/repositories/refs/artifacts").await;
+    assert_eq!(h["x-total-count"], "1", "{v}");
+    assert_eq!(v[0]["digest"], sha256(&good));
+    counts_agree(&t, "library", "refs").await;
+    // Deleting the index lists the image again: it was referenced once, not twice.
+    let r = t.http.delete(format!("{}/v2/library/refs/manifests/{}", t.url, sha256(&good))).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let (_, v, _) = get_json(&t, Some(ADMIN), "/projects/library/repositories/refs/artifacts").await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["digest"], image);
+    counts_agree(&t, "library", "refs").await;
+    t.shutdown().await;
+}
+
 on_both_backends! {
+    references => repeated_and_missing_references;
     content => content_api;
     index_and_accessories => index_and_accessories;
     charts => charts;

@@ -1,5 +1,6 @@
 //! Repositories, blobs, manifests, tags and referrers.
 
+use super::sql::{Batch, Value, run_batch};
 use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
@@ -137,41 +138,84 @@ impl Meta {
         Ok(r > 0)
     }
 
-    /// Stores a manifest with its references and optional tag, in one transaction.
+    /// Stores a manifest with its references and optional tag, in one transaction. While
+    /// SQLite's single writer is held it takes five trips to the connection for a new
+    /// manifest without children: begin, one query for every check, the insert, one batch
+    /// for references, tag, repository and audit record, commit.
     pub async fn put_manifest(&self, m: &NewManifest<'_>, a: &Audit) -> Result<PutOutcome> {
+        let sqlite = self.is_sqlite();
+        // What the checks need in one query: the repository's id, which of the blobs it holds
+        // and which of the children it has.
+        let mut check = String::from("SELECT 'r', '', id FROM repositories WHERE name = $1");
+        let mut n = 1;
+        let mut placeholders = |count: usize| {
+            (0..count)
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !m.blobs.is_empty() {
+            check.push_str(&format!(
+                " UNION ALL SELECT 'b', digest, 0 FROM repository_blobs WHERE repository = $1 AND digest IN ({})",
+                placeholders(m.blobs.len())
+            ));
+        }
+        if !m.children.is_empty() {
+            check.push_str(&format!(
+                " UNION ALL SELECT 'm', m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+                 WHERE r.name = $1 AND m.digest IN ({})",
+                placeholders(m.children.len())
+            ));
+        }
         on_write!(self, |p| {
             async {
             let mut tx = p.begin().await?;
-            for (digest, _) in &m.blobs {
-                let found = sqlx::query_as::<_, (String,)>("SELECT digest FROM repository_blobs WHERE repository = $1 AND digest = $2")
-                    .bind(m.repository)
-                    .bind(digest)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if found.is_none() {
-                    return Ok(PutOutcome::BlobUnknown(digest.clone()));
+            let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(check.as_str())).bind(m.repository);
+            for (digest, _) in m.blobs.iter().chain(m.children.iter()) {
+                q = q.bind(digest);
+            }
+            let mut repo_id = None;
+            let mut present = std::collections::HashSet::new();
+            for (kind, digest, id) in q.fetch_all(&mut *tx).await? {
+                match kind.as_str() {
+                    "r" => repo_id = Some(id),
+                    _ => {
+                        present.insert((kind, digest));
+                    }
                 }
+            }
+            let has = |kind: &str, digest: &str| present.contains(&(kind.to_string(), digest.to_string()));
+            if let Some((digest, _)) = m.blobs.iter().find(|(d, _)| !has("b", d)) {
+                return Ok(PutOutcome::BlobUnknown(digest.clone()));
+            }
+            if let Some((digest, _)) = m.children.iter().find(|(d, _)| !has("m", d)) {
+                return Ok(PutOutcome::ManifestUnknown(digest.clone()));
             }
             let now = now_ms();
-            sqlx::query("INSERT INTO repositories (project_id, name, creation_time, update_time) VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING")
-                .bind(m.project_id)
-                .bind(m.repository)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let (repo_id,) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1").bind(m.repository).fetch_one(&mut *tx).await?;
-            // How the repository's count of listed artifacts changes.
-            let mut listed_delta: i64 = 0;
-            for (digest, _) in &m.children {
-                let found = sqlx::query_as::<_, (i64,)>("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                    .bind(repo_id)
-                    .bind(digest)
+            let repo_id = match repo_id {
+                Some(id) => id,
+                None => {
+                    let created = sqlx::query_as::<_, (i64,)>(
+                        "INSERT INTO repositories (project_id, name, creation_time, update_time) VALUES ($1, $2, $3, $3) \
+                         ON CONFLICT (name) DO NOTHING RETURNING id",
+                    )
+                    .bind(m.project_id)
+                    .bind(m.repository)
+                    .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
-                if found.is_none() {
-                    return Ok(PutOutcome::ManifestUnknown(digest.clone()));
+                    match created {
+                        Some((id,)) => id,
+                        // Created by a concurrent push (PostgreSQL) since the check.
+                        None => sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1").bind(m.repository).fetch_one(&mut *tx).await?.0,
+                    }
                 }
-            }
+            };
+            // How the repository's count of listed artifacts changes.
+            let mut listed_delta: i64 = 0;
             let (accessory_of, accessory_type) = match &m.accessory {
                 Some((subject, kind)) => (Some(subject.as_str()), Some(*kind)),
                 None => (None, None),
@@ -198,33 +242,29 @@ impl Meta {
             .bind(m.content.len() as i64 + m.blobs.iter().chain(m.children.iter()).map(|(_, s)| *s).sum::<i64>())
             .fetch_optional(&mut *tx)
             .await?;
+            let mut batch = Batch::default();
             let manifest_id = match inserted {
                 Some((id,)) => {
                     if accessory_of.is_none() {
                         listed_delta += 1;
                     }
-                    let refs = m.blobs.iter().map(|(d, s)| ("b", d, s)).chain(m.children.iter().map(|(d, s)| ("m", d, s)));
-                    for (kind, digest, size) in refs {
-                        sqlx::query("INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                            .bind(id)
-                            .bind(kind)
-                            .bind(digest)
-                            .bind(*size)
-                            .execute(&mut *tx)
-                            .await?;
+                    if let Some(refs) = refs_insert(id, &m.blobs, &m.children) {
+                        batch.push(refs.0, refs.1);
                     }
-                    let mut seen = std::collections::HashSet::new();
-                    for (digest, _) in m.children.iter().filter(|(d, _)| seen.insert(d.as_str())) {
-                        let (parents, accessory) = sqlx::query_as::<_, (i64, Option<String>)>(
-                            "UPDATE manifests SET parents = parents + 1 WHERE repository_id = $1 AND digest = $2 RETURNING parents, accessory_of",
+                    if !m.children.is_empty() {
+                        // The children are referenced once more; one referenced for the first
+                        // time is no longer listed on its own.
+                        run_batch!(tx, &batch, sqlite);
+                        batch = Batch::default();
+                        let taken = sqlx::query_as::<_, (i64, Option<String>)>(
+                            "UPDATE manifests SET parents = parents + 1 WHERE repository_id = $1 \
+                             AND digest IN (SELECT digest FROM manifest_refs WHERE manifest_id = $2 AND kind = 'm') RETURNING parents, accessory_of",
                         )
                         .bind(repo_id)
-                        .bind(digest)
-                        .fetch_one(&mut *tx)
+                        .bind(id)
+                        .fetch_all(&mut *tx)
                         .await?;
-                        if parents == 1 && accessory.is_none() {
-                            listed_delta -= 1;
-                        }
+                        listed_delta -= taken.iter().filter(|(parents, accessory)| *parents == 1 && accessory.is_none()).count() as i64;
                     }
                     id
                 }
@@ -256,24 +296,18 @@ impl Meta {
                 }
             };
             if let Some(tag) = m.tag {
-                sqlx::query(
+                batch.push(
                     "INSERT INTO tags (repository_id, manifest_id, name, push_time) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, push_time = excluded.push_time",
-                )
-                .bind(repo_id)
-                .bind(manifest_id)
-                .bind(tag)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                    vec![Value::Int(repo_id), Value::Int(manifest_id), Value::Text(tag.to_string()), Value::Int(now)],
+                );
             }
-            sqlx::query("UPDATE repositories SET update_time = $1, artifact_count = artifact_count + $3 WHERE id = $2")
-                .bind(now)
-                .bind(repo_id)
-                .bind(listed_delta)
-                .execute(&mut *tx)
-                .await?;
-            audit!(&mut *tx, a, true)?;
+            batch.push(
+                "UPDATE repositories SET update_time = $1, artifact_count = artifact_count + $3 WHERE id = $2",
+                vec![Value::Int(now), Value::Int(repo_id), Value::Int(listed_delta)],
+            );
+            batch.push(super::AUDIT_INSERT, super::audit_values(a, true));
+            run_batch!(tx, &batch, sqlite);
             tx.commit().await?;
             Ok::<PutOutcome, Error>(PutOutcome::Stored)
         }
@@ -429,7 +463,7 @@ impl Meta {
     /// audit row per pull, a statement per 500 rows whatever the number of artifacts.
     pub async fn record_pulls(&self, batch: &crate::domain::pulls::PendingPulls) -> Result<()> {
         const ROWS: usize = 500;
-        let sqlite = matches!(&*self.pools, super::Pools::Sqlite { .. });
+        let sqlite = self.is_sqlite();
         let latest = |table: &str, n: usize| {
             format!(
                 "WITH v(id, t) AS (VALUES {}) UPDATE {table} SET pull_time = v.t FROM v \
@@ -514,4 +548,20 @@ fn value_rows(sqlite: bool, n: usize, cols: usize) -> String {
         s.push(')');
     }
     s
+}
+
+/// The insert of a new manifest's references, each (kind, digest) once, first size kept.
+fn refs_insert(manifest_id: i64, blobs: &[(String, i64)], children: &[(String, i64)]) -> Option<(String, Vec<Value>)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut values = Vec::new();
+    let refs = blobs.iter().map(|(d, s)| ("b", d, s)).chain(children.iter().map(|(d, s)| ("m", d, s)));
+    for (kind, digest, size) in refs.filter(|(kind, digest, _)| seen.insert((*kind, digest.as_str()))) {
+        values.extend([Value::Int(manifest_id), Value::Text(kind.into()), Value::Text(digest.clone()), Value::Int(*size)]);
+    }
+    if values.is_empty() {
+        return None;
+    }
+    let rows: Vec<String> =
+        (0..values.len() / 4).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
+    Some((format!("INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES {} ON CONFLICT DO NOTHING", rows.join(", ")), values))
 }

@@ -129,6 +129,12 @@ impl Meta {
         Ok(Meta { pools: std::sync::Arc::new(pools) })
     }
 
+    /// Whether the metadata lives in SQLite (its single writer makes trips to the connection
+    /// while a transaction is open the cost to cut).
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(&*self.pools, Pools::Sqlite { .. })
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         on_read!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
@@ -181,11 +187,31 @@ impl Meta {
     }
 }
 
+/// The insert of one audit record; its values are `audit_values`.
+const AUDIT_INSERT: &str = "INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) \
+                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// The values of `AUDIT_INSERT` for record `a`, time now.
+fn audit_values(a: &Audit, ok: bool) -> Vec<sql::Value> {
+    use sql::Value::{Bool, Int, OptInt, Text};
+    vec![
+        Int(now_ms()),
+        Text(a.operator.clone()),
+        OptInt(a.project_id),
+        Text(a.resource.clone()),
+        Text(a.resource_type.into()),
+        Text(a.operation.into()),
+        Bool(ok),
+        Text(a.client_ip.clone()),
+        Text(a.user_agent.clone()),
+    ]
+}
+
 /// Inserts an audit row on an open transaction or connection.
 macro_rules! audit {
     ($conn:expr, $a:expr, $ok:expr) => {{
         let a: &$crate::meta::Audit = $a;
-        sqlx::query("INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        sqlx::query($crate::meta::AUDIT_INSERT)
             .bind($crate::meta::now_ms())
             .bind(&a.operator)
             .bind(a.project_id)

@@ -7,6 +7,8 @@ pub(crate) enum Value {
     Text(String),
     Int(i64),
     Bool(bool),
+    /// An integer or NULL (typed, so PostgreSQL accepts it for an integer column).
+    OptInt(Option<i64>),
 }
 
 /// SQL text with its parameters, numbered `$1..` in order.
@@ -32,12 +34,97 @@ macro_rules! bind_all {
         let mut q = $q;
         for v in $values {
             q = match v {
-                Value::Text(s) => q.bind(s.clone()),
-                Value::Int(i) => q.bind(*i),
-                Value::Bool(b) => q.bind(*b),
+                $crate::meta::sql::Value::Text(s) => q.bind(s.clone()),
+                $crate::meta::sql::Value::Int(i) => q.bind(*i),
+                $crate::meta::sql::Value::Bool(b) => q.bind(*b),
+                $crate::meta::sql::Value::OptInt(i) => q.bind(*i),
             };
         }
         q
     }};
 }
 pub(crate) use bind_all;
+
+/// Statements of one transaction that need nothing from each other's results, sent together:
+/// on SQLite as one multi-statement query (one trip to the connection's thread, which matters
+/// while the single writer is held), on PostgreSQL one by one, as its extended protocol takes
+/// one statement per query. Each statement numbers its own values `$1..`.
+#[derive(Default)]
+pub(crate) struct Batch {
+    statements: Vec<(String, Vec<Value>)>,
+}
+
+impl Batch {
+    pub fn push(&mut self, sql: impl Into<String>, values: Vec<Value>) {
+        self.statements.push((sql.into(), values));
+    }
+
+    pub fn statements(&self) -> &[(String, Vec<Value>)] {
+        &self.statements
+    }
+
+    /// The statements as one text, each one's `$N` moved past the values of those before it
+    /// (SQLite numbers parameters across the whole text), with all the values in order.
+    pub fn joined(&self) -> (String, Vec<&Value>) {
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        for (text, vs) in &self.statements {
+            let offset = values.len();
+            if !sql.is_empty() {
+                sql.push_str(";\n");
+            }
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find('$') {
+                sql.push_str(&rest[..=i]);
+                rest = &rest[i + 1..];
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                let n: usize = rest[..digits].parse().expect("a parameter number after $");
+                sql.push_str(&(n + offset).to_string());
+                rest = &rest[digits..];
+            }
+            sql.push_str(rest);
+            values.extend(vs);
+        }
+        (sql, values)
+    }
+}
+
+/// Runs a `Batch` on `$conn` (a transaction): in one query on SQLite, one per statement on
+/// PostgreSQL.
+macro_rules! run_batch {
+    ($conn:expr, $batch:expr, $sqlite:expr) => {{
+        let batch: &$crate::meta::sql::Batch = $batch;
+        if $sqlite {
+            let (sql, values) = batch.joined();
+            if !sql.is_empty() {
+                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), values.into_iter()).execute(&mut *$conn).await?;
+            }
+        } else {
+            for (sql, values) in batch.statements() {
+                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), values).execute(&mut *$conn).await?;
+            }
+        }
+    }};
+}
+pub(crate) use run_batch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_batch_renumbers_parameters() {
+        let mut b = Batch::default();
+        b.push("INSERT INTO t (a, b) VALUES ($1, $2)", vec![Value::Int(1), Value::Text("x".into())]);
+        b.push("UPDATE u SET c = $2 WHERE d = $1 OR e = $1", vec![Value::Int(2), Value::Int(3)]);
+        b.push("DELETE FROM v", vec![]);
+        b.push("DELETE FROM w WHERE id = $1", vec![Value::Bool(true)]);
+        let (sql, values) = b.joined();
+        assert_eq!(
+            sql,
+            "INSERT INTO t (a, b) VALUES ($1, $2);\nUPDATE u SET c = $4 WHERE d = $3 OR e = $3;\nDELETE FROM v;\nDELETE FROM w WHERE id = $5"
+        );
+        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        assert_eq!(shown, ["Int(1)", "Text(\"x\")", "Int(2)", "Int(3)", "Bool(true)"]);
+    }
+}
