@@ -50,6 +50,12 @@ pub fn pull_accounting(pulls: u64, elapsed: Duration) {
     METRICS.accounting_seconds.inc_by(elapsed.as_secs_f64());
 }
 
+/// Counts one group commit of verified blobs: `blobs` of them in one transaction.
+pub fn blob_commit(blobs: u64) {
+    METRICS.blob_commit_writes.inc();
+    METRICS.blob_commit_blobs.inc_by(blobs);
+}
+
 /// Counts one answered request and its latency (until the response head was ready).
 pub fn observe(method: Method, route: Route, status: u16, elapsed: Duration) {
     let labels = RequestLabels { method, route, status };
@@ -229,6 +235,8 @@ struct Metrics {
     accounting_writes: Counter,
     accounting_pulls: Counter,
     accounting_seconds: Counter<f64, AtomicU64>,
+    blob_commit_writes: Counter,
+    blob_commit_blobs: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -259,7 +267,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Unit::Seconds,
         accounting_seconds.clone(),
     );
-    Metrics { registry, requests, latency, projects: ProjectCounters::default(), accounting_writes, accounting_pulls, accounting_seconds }
+    let blob_commit_writes = Counter::default();
+    registry.register("berth_blob_commit_writes", "Transactions that recorded verified blobs (group commit)", blob_commit_writes.clone());
+    let blob_commit_blobs = Counter::default();
+    registry.register("berth_blob_commit_blobs", "Verified blobs recorded by group commit", blob_commit_blobs.clone());
+    Metrics {
+        registry,
+        requests,
+        latency,
+        projects: ProjectCounters::default(),
+        accounting_writes,
+        accounting_pulls,
+        accounting_seconds,
+        blob_commit_writes,
+        blob_commit_blobs,
+    }
 });
 
 #[cfg(test)]

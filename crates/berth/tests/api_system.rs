@@ -488,6 +488,11 @@ async fn metrics(db: Db) {
     assert!(sample(&text, "berth_pull_accounting_pulls_total").unwrap() >= 3.0, "{text}");
     assert!(sample(&text, "berth_pull_accounting_writes_total").unwrap() >= 1.0, "{text}");
     assert!(sample(&text, "berth_pull_accounting_write_duration_seconds_total").unwrap() > 0.0, "{text}");
+    // So does the group commit of blobs: the image's config and layer at least, in at most as
+    // many transactions as blobs.
+    let (blobs, writes) =
+        (sample(&text, "berth_blob_commit_blobs_total").unwrap(), sample(&text, "berth_blob_commit_writes_total").unwrap());
+    assert!(blobs >= 2.0 && writes >= 1.0 && writes <= blobs, "{text}");
     // Requests per route template and status; /v2 grouped by operation, never by repository.
     let manifests_get = r#"berth_http_requests_total{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}"#;
     assert!(sample(&text, manifests_get).unwrap() >= 3.0, "{text}");

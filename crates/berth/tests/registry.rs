@@ -186,6 +186,56 @@ async fn chunked_upload_and_mount(db: Db) {
     t.shutdown().await;
 }
 
+/// Blob uploads that finish at the same moment are recorded together (group commit): each is
+/// linked to its own repository only, a blob pushed to several repositories at once is one
+/// blob, and the session rows of chunked uploads are gone.
+async fn concurrent_blob_commits(db: Db) {
+    let t = std::sync::Arc::new(TestApp::start(db).await);
+    let repos = ["library/g1", "library/g2", "library/g3"];
+    let scopes: Vec<String> = repos.iter().map(|r| format!("repository:{r}:pull,push")).collect();
+    let tok = t.token(Some(("admin", ADMIN_PASSWORD)), &scopes.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let shared = random_bytes(50_000);
+    let mut jobs = tokio::task::JoinSet::new();
+    for i in 0..48 {
+        let (t, tok) = (t.clone(), tok.clone());
+        let repo = repos[i % 3];
+        // Every fourth upload is the same blob in each repository; the rest are their own.
+        let data = if i % 4 == 0 { shared.clone() } else { random_bytes(1_000 + i) };
+        jobs.spawn(async move {
+            let r = t.http.post(format!("{}/v2/{repo}/blobs/uploads/", t.url)).bearer_auth(&tok).send().await.unwrap();
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            let id = loc.rsplit('/').next().unwrap().to_string();
+            let digest = sha256(&data);
+            let put = if i % 2 == 0 {
+                // Chunked: the PATCH records a session row, which the commit must remove.
+                let r = t.http.patch(format!("{}{loc}", t.url)).bearer_auth(&tok).body(data.clone()).send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::ACCEPTED);
+                let loc = r.headers()["location"].to_str().unwrap().to_string();
+                t.http.put(format!("{}{loc}", t.url)).query(&[("digest", &digest)]).bearer_auth(&tok)
+            } else {
+                t.http.put(format!("{}{loc}", t.url)).query(&[("digest", &digest)]).bearer_auth(&tok).body(data.clone())
+            };
+            assert_eq!(put.send().await.unwrap().status(), StatusCode::CREATED);
+            (repo, digest, data.len(), id)
+        });
+    }
+    let done = jobs.join_all().await;
+    assert_eq!(done.len(), 48);
+    for (repo, digest, len, id) in &done {
+        assert_eq!(t.app.meta.repo_blob(repo, digest).await.unwrap(), Some(*len as i64), "{repo} {digest}");
+        assert!(t.app.meta.upload(id).await.unwrap().is_none(), "upload {id} still has a row");
+        for other in repos.iter().filter(|r| *r != repo) {
+            let elsewhere = done.iter().any(|(r, d, _, _)| r == other && d == digest);
+            assert_eq!(t.app.meta.repo_blob(other, digest).await.unwrap().is_some(), elsewhere, "{digest} in {other}");
+        }
+    }
+    assert_eq!(t.app.meta.blob_size(&sha256(&shared)).await.unwrap(), Some(shared.len() as i64));
+    let only_g3 = done.iter().find(|(r, d, _, _)| *r == "library/g3" && *d != sha256(&shared)).unwrap();
+    let r = t.get(Some(&tok), &format!("/v2/library/g2/blobs/{}", only_g3.1)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a blob pushed to library/g3 only is not served from library/g2");
+    std::sync::Arc::into_inner(t).expect("every upload task has ended").shutdown().await;
+}
+
 async fn bad_input_leaves_nothing(db: Db) {
     let t = TestApp::start(db).await;
     let tok = t.admin_token("library/bad").await;
@@ -533,6 +583,7 @@ on_both_backends! {
     tags_catalog_deletes => tags_catalog_and_deletes;
     chunked_and_mount => chunked_upload_and_mount;
     bad_input => bad_input_leaves_nothing;
+    group_commit => concurrent_blob_commits;
     referrers_api => referrers;
     signing_key_persists => restart_keeps_keys_and_content;
 }

@@ -20,22 +20,23 @@ pub async fn push(ctx: &Ctx, conc: usize) -> Result<Vec<Row>, String> {
     let repo = format!("library/bench-image-{conc}");
     let nonce = ctx.nonce;
     let count = ctx.pick(1000, 200);
-    let row = ctx
-        .measure(&format!("image-push-{conc}"), Unit::Images, conc, count, LIMIT, move |i| {
+    let name = format!("image-push-{conc}");
+    let row = ctx.measure(&name, Unit::Images, conc, count, LIMIT, {
+        let reg = reg.clone();
+        move |i| {
             let (reg, repo) = (reg.clone(), repo.clone());
             async move {
                 let img = Image::random(data::seed(&[nonce, conc as u64, i]), 1, 3);
                 let requests = img.push(&reg, &repo, &format!("i{nonce:x}-{i}")).await?;
                 Ok(Work::requests(requests))
             }
-        })
-        .await;
-    Ok(vec![row])
+        }
+    });
+    Ok(vec![with_blob_commits(&reg, row).await])
 }
 
-/// Berth's pull-accounting counters from `/metrics` (pulls written, transactions, seconds
-/// writing); None for a registry without them.
-async fn accounting(reg: &crate::client::Registry) -> Option<[f64; 3]> {
+/// Counters of Berth's `/metrics`, by name; None for a registry without them.
+async fn counters<const N: usize>(reg: &crate::client::Registry, names: [&str; N]) -> Option<[f64; N]> {
     let resp = reg.api(Method::GET, "/metrics", None).await.ok()?;
     if !resp.status().is_success() {
         return None;
@@ -44,11 +45,28 @@ async fn accounting(reg: &crate::client::Registry) -> Option<[f64; 3]> {
     let sample = |name: &str| {
         text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse::<f64>().ok()))
     };
-    Some([
-        sample("berth_pull_accounting_pulls_total")?,
-        sample("berth_pull_accounting_writes_total")?,
-        sample("berth_pull_accounting_write_duration_seconds_total")?,
-    ])
+    let values = names.map(sample);
+    values.iter().all(Option::is_some).then(|| values.map(|v| v.unwrap_or_default()))
+}
+
+/// Berth's pull-accounting counters (pulls written, transactions, seconds writing).
+async fn accounting(reg: &crate::client::Registry) -> Option<[f64; 3]> {
+    counters(
+        reg,
+        ["berth_pull_accounting_pulls_total", "berth_pull_accounting_writes_total", "berth_pull_accounting_write_duration_seconds_total"],
+    )
+    .await
+}
+
+/// Runs `loop_` and, on a registry that reports them, notes how many transactions recorded
+/// the loop's blobs (Berth writes blobs that finish together in one).
+async fn with_blob_commits(reg: &crate::client::Registry, loop_: impl std::future::Future<Output = Row>) -> Row {
+    const NAMES: [&str; 2] = ["berth_blob_commit_blobs_total", "berth_blob_commit_writes_total"];
+    let before = counters(reg, NAMES).await;
+    let row = loop_.await;
+    let (Some(before), Some(after)) = (before, counters(reg, NAMES).await) else { return row };
+    let (blobs, writes) = (after[0] - before[0], after[1] - before[1]);
+    row.with_note(format!("blob commits: {blobs} blobs in {writes} transactions"))
 }
 
 /// Runs `loop_` and, on a registry that reports pull accounting, notes what writing the

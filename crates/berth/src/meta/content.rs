@@ -1,6 +1,6 @@
 //! Repositories, blobs, manifests, tags and referrers.
 
-use super::sql::{Batch, Value, run_batch};
+use super::sql::{Batch, Value, numbered_rows, run_batch};
 use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
@@ -78,34 +78,6 @@ impl Meta {
             .fetch_optional(p)
             .await)?;
         Ok(row.map(|(s,)| s))
-    }
-
-    /// Records a verified blob, links it to `repository` and ends the upload, in one transaction.
-    pub async fn commit_blob(&self, repository: &str, digest: &str, size: i64, upload_id: Option<&str>) -> Result<()> {
-        on_write!(self, |p| {
-            async {
-            let mut tx = p.begin().await?;
-            let now = now_ms();
-            sqlx::query("INSERT INTO blobs (digest, size, creation_time) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
-                .bind(digest)
-                .bind(size)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO repository_blobs (repository, digest, creation_time) VALUES ($1, $2, $3) ON CONFLICT (repository, digest) DO NOTHING")
-                .bind(repository)
-                .bind(digest)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(id) = upload_id {
-                sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok::<(), Error>(())
-        }
-        .await
-        })
     }
 
     /// Links an existing blob into `repository` (cross-repository mount). False if it is not stored.
@@ -561,7 +533,9 @@ fn refs_insert(manifest_id: i64, blobs: &[(String, i64)], children: &[(String, i
     if values.is_empty() {
         return None;
     }
-    let rows: Vec<String> =
-        (0..values.len() / 4).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
-    Some((format!("INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES {} ON CONFLICT DO NOTHING", rows.join(", ")), values))
+    let sql = format!(
+        "INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES {} ON CONFLICT DO NOTHING",
+        numbered_rows(values.len() / 4, 4)
+    );
+    Some((sql, values))
 }

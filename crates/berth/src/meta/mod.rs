@@ -14,6 +14,7 @@
 mod accounts;
 mod artifacts;
 mod auditlog;
+mod blobs;
 mod content;
 mod labels;
 mod projects;
@@ -54,6 +55,7 @@ enum Pools {
 #[derive(Clone)]
 pub struct Meta {
     pools: std::sync::Arc<Pools>,
+    blob_commits: blobs::BlobCommits,
 }
 
 /// Runs `$body` with `$p` bound to a pool that serves reads.
@@ -126,7 +128,8 @@ impl Meta {
         } else {
             return Err(crate::error::Error::Internal(format!("unsupported database URL {url:?}; use sqlite://PATH or postgres://...")));
         };
-        Ok(Meta { pools: std::sync::Arc::new(pools) })
+        let pools = std::sync::Arc::new(pools);
+        Ok(Meta { blob_commits: blobs::BlobCommits::start(pools.clone()), pools })
     }
 
     /// Whether the metadata lives in SQLite (its single writer makes trips to the connection

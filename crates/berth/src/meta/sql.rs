@@ -49,9 +49,16 @@ pub(crate) use bind_all;
 /// on SQLite as one multi-statement query (one trip to the connection's thread, which matters
 /// while the single writer is held), on PostgreSQL one by one, as its extended protocol takes
 /// one statement per query. Each statement numbers its own values `$1..`.
-#[derive(Default)]
 pub(crate) struct Batch {
     statements: Vec<(String, Vec<Value>)>,
+    /// Whether the statements are kept prepared (false for texts that vary with a count).
+    pub persistent: bool,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch { statements: Vec::new(), persistent: true }
+    }
 }
 
 impl Batch {
@@ -63,27 +70,28 @@ impl Batch {
         &self.statements
     }
 
-    /// The statements as one text, each one's `$N` moved past the values of those before it
-    /// (SQLite numbers parameters across the whole text), with all the values in order.
+    /// The statements as one SQLite text, each `$N` written `?` with its value listed where it
+    /// occurs (again for a value used twice). SQLite numbers parameters across the whole text;
+    /// plain `?` in order is what binds in one pass, where a named `$N` is looked up among all
+    /// the names before it (N of them cost N²).
     pub fn joined(&self) -> (String, Vec<&Value>) {
         let mut sql = String::new();
         let mut values = Vec::new();
         for (text, vs) in &self.statements {
-            let offset = values.len();
             if !sql.is_empty() {
                 sql.push_str(";\n");
             }
             let mut rest = text.as_str();
             while let Some(i) = rest.find('$') {
-                sql.push_str(&rest[..=i]);
+                sql.push_str(&rest[..i]);
+                sql.push('?');
                 rest = &rest[i + 1..];
                 let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
                 let n: usize = rest[..digits].parse().expect("a parameter number after $");
-                sql.push_str(&(n + offset).to_string());
+                values.push(&vs[n - 1]);
                 rest = &rest[digits..];
             }
             sql.push_str(rest);
-            values.extend(vs);
         }
         (sql, values)
     }
@@ -97,16 +105,37 @@ macro_rules! run_batch {
         if $sqlite {
             let (sql, values) = batch.joined();
             if !sql.is_empty() {
-                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), values.into_iter()).execute(&mut *$conn).await?;
+                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(batch.persistent), values.into_iter())
+                    .execute(&mut *$conn)
+                    .await?;
             }
         } else {
             for (sql, values) in batch.statements() {
-                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), values).execute(&mut *$conn).await?;
+                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(batch.persistent), values)
+                    .execute(&mut *$conn)
+                    .await?;
             }
         }
     }};
 }
 pub(crate) use run_batch;
+
+/// `rows` rows of `cols` numbered placeholders for a multi-row VALUES list:
+/// `($1, $2), ($3, $4)`.
+pub(crate) fn numbered_rows(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", r * cols + c + 1));
+        }
+        s.push(')');
+    }
+    s
+}
 
 #[cfg(test)]
 mod tests {
@@ -122,9 +151,9 @@ mod tests {
         let (sql, values) = b.joined();
         assert_eq!(
             sql,
-            "INSERT INTO t (a, b) VALUES ($1, $2);\nUPDATE u SET c = $4 WHERE d = $3 OR e = $3;\nDELETE FROM v;\nDELETE FROM w WHERE id = $5"
+            "INSERT INTO t (a, b) VALUES (?, ?);\nUPDATE u SET c = ? WHERE d = ? OR e = ?;\nDELETE FROM v;\nDELETE FROM w WHERE id = ?"
         );
         let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
-        assert_eq!(shown, ["Int(1)", "Text(\"x\")", "Int(2)", "Int(3)", "Bool(true)"]);
+        assert_eq!(shown, ["Int(1)", "Text(\"x\")", "Int(3)", "Int(2)", "Int(2)", "Bool(true)"]);
     }
 }
