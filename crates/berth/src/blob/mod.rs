@@ -88,17 +88,25 @@ impl BlobStore {
         self.can_append
     }
 
-    /// Appends `body` to upload `id`, feeding `hasher` when given; returns the bytes written.
+    /// Appends `body` (`length` bytes, if the request declared it) to upload `id`, feeding
+    /// `hasher` when given; returns the bytes written.
     /// On a body error the bytes written so far stay in the upload file: the caller
     /// keeps the upload's recorded size, so they are overwritten or discarded later.
-    pub async fn append<S, E>(&self, id: &str, offset: u64, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64, AppendError>
+    pub async fn append<S, E>(
+        &self,
+        id: &str,
+        offset: u64,
+        length: Option<u64>,
+        mut body: S,
+        mut hasher: Option<&mut Hasher>,
+    ) -> Result<u64, AppendError>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let path = Self::upload_path(id);
         if let Some(root) = &self.local {
-            return local::append(&self.pool, root.join(&path), offset, body, hasher).await;
+            return local::append(&self.pool, root.join(&path), offset, length, body, hasher).await;
         }
         if offset > 0 && !self.can_append {
             return Err(AppendError::Store(Error::Internal("this storage backend cannot append to uploads".into())));
@@ -275,7 +283,8 @@ mod tests {
         let store = BlobStore::from_operator(Operator::new(opendal::services::Memory::default()).unwrap(), None);
         let data = Bytes::from_static(b"hello blob");
         let mut h = Hasher::new(oci::Algorithm::Sha256);
-        let n = store.append("u1", 0, futures_util::stream::iter([Ok::<_, std::io::Error>(data.clone())]), Some(&mut h)).await.unwrap();
+        let n =
+            store.append("u1", 0, None, futures_util::stream::iter([Ok::<_, std::io::Error>(data.clone())]), Some(&mut h)).await.unwrap();
         assert_eq!(n, 10);
         let d = h.finish();
         assert_eq!(store.hash_upload("u1", oci::Algorithm::Sha256, 10).await.unwrap(), (d.clone(), 10));
@@ -303,17 +312,36 @@ mod tests {
             futures_util::stream::iter(pieces)
         };
         let first = (5 << 20) + 777;
-        assert_eq!(store.append("u2", 0, body(0, first), None).await.unwrap(), first as u64);
+        // The running hash is fed on the blocking pool, block by block, and handed back. With
+        // the length declared, blocks grow at the start and shrink toward the end.
+        let mut running = Hasher::new(oci::Algorithm::Sha256);
+        assert_eq!(store.append("u2", 0, Some(first as u64), body(0, first), Some(&mut running)).await.unwrap(), first as u64);
         // A request that broke off after writing past what the session recorded...
-        assert_eq!(store.append("u2", first as u64, body(first, first + 3_000_000), None).await.unwrap(), 3_000_000);
+        assert_eq!(store.append("u2", first as u64, None, body(first, first + 3_000_000), None).await.unwrap(), 3_000_000);
         // ...is written over from the recorded size.
         let rest = data.len() - first;
-        assert_eq!(store.append("u2", first as u64, body(first, data.len()), None).await.unwrap(), rest as u64);
+        assert_eq!(
+            store.append("u2", first as u64, Some(rest as u64), body(first, data.len()), Some(&mut running)).await.unwrap(),
+            rest as u64
+        );
         let (d, n) = store.hash_upload("u2", oci::Algorithm::Sha256, data.len() as u64).await.unwrap();
         assert_eq!(n, data.len() as u64);
         let mut h = Hasher::new(oci::Algorithm::Sha256);
         h.update(&data);
         assert_eq!(d, h.finish());
+        assert_eq!(running.finish(), d, "the running hash covers every byte in order");
+        // A short continuation (under one block) still cuts what a broken request left past it.
+        let mut small = Hasher::new(oci::Algorithm::Sha256);
+        assert_eq!(store.append("u3", 0, None, body(0, 10_000), Some(&mut small)).await.unwrap(), 10_000);
+        assert_eq!(store.append("u3", 10_000, None, body(10_000, 2_000_000), None).await.unwrap(), 1_990_000);
+        assert_eq!(store.append("u3", 10_000, None, body(10_000, 10_100), Some(&mut small)).await.unwrap(), 100);
+        let (d, n) = store.hash_upload("u3", oci::Algorithm::Sha256, 10_100).await.unwrap();
+        assert_eq!(n, 10_100);
+        assert_eq!(small.finish(), d);
+        let mut h = Hasher::new(oci::Algorithm::Sha256);
+        h.update(&data[..10_100]);
+        assert_eq!(d, h.finish());
+        assert_eq!(std::fs::metadata(dir.path().join("uploads/u3")).unwrap().len(), 10_100, "nothing past the recorded size is left");
         store.promote("u2", &d).await.unwrap();
         let mut s = store.read(&d, 0, data.len() as u64).await.unwrap();
         let mut out = Vec::new();

@@ -115,14 +115,14 @@ pub async fn get(app: &App, repo: &RepoName, id: &str) -> Result<UploadRow> {
 /// Appends a request body to session `u`. A body that ends the upload (`last`)
 /// does not advance the session row, which the commit deletes anyway, and
 /// hands back the running hash instead of keeping it.
-async fn append_body<S, E>(app: &App, u: &UploadRow, body: S, last: bool) -> Result<(u64, Option<Hasher>)>
+async fn append_body<S, E>(app: &App, u: &UploadRow, length: Option<u64>, body: S, last: bool) -> Result<(u64, Option<Hasher>)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let at = u.size as u64;
     let mut hasher = app.hashers.take(&u.id, at).or_else(|| (at == 0).then(|| Hasher::new(Algorithm::Sha256)));
-    match app.blobs.append(&u.id, at, body, hasher.as_mut()).await {
+    match app.blobs.append(&u.id, at, length, body, hasher.as_mut()).await {
         Ok(n) => {
             if last {
                 return Ok((at + n, hasher));
@@ -145,7 +145,7 @@ where
 }
 
 /// Appends a chunk. `range` is the Content-Range the client sent, if any.
-pub async fn patch<S, E>(app: &App, repo: &RepoName, id: &str, range: Option<(u64, u64)>, body: S) -> Result<u64>
+pub async fn patch<S, E>(app: &App, repo: &RepoName, id: &str, range: Option<(u64, u64)>, length: Option<u64>, body: S) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -156,7 +156,7 @@ where
     {
         return Err(Error::RangeInvalid { size: u.size as u64 });
     }
-    Ok(append_body(app, &u, body, false).await?.0)
+    Ok(append_body(app, &u, length, body, false).await?.0)
 }
 
 /// Checks the bytes of upload `id` (`size` of them, `hasher` fed with all of them
@@ -189,27 +189,27 @@ async fn verify_and_commit(
 }
 
 /// Appends the last bytes (if any), verifies the digest and commits the blob.
-pub async fn finish<S, E>(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: S) -> Result<u64>
+pub async fn finish<S, E>(app: &App, repo: &RepoName, id: &str, digest: &Digest, length: Option<u64>, body: S) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let u = get(app, repo, id).await?;
-    let (size, hasher) = append_body(app, &u, body, true).await?;
+    let (size, hasher) = append_body(app, &u, length, body, true).await?;
     verify_and_commit(app, repo, id, digest, size, hasher, true).await?;
     Ok(size)
 }
 
 /// Uploads a whole blob in one request (POST with `digest`). No session row is
 /// needed: if the process dies midway, the sweeper removes the orphaned bytes.
-pub async fn monolithic<S, E>(app: &App, repo: &RepoName, digest: &Digest, body: S) -> Result<u64>
+pub async fn monolithic<S, E>(app: &App, repo: &RepoName, digest: &Digest, length: Option<u64>, body: S) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let id = new_id(app, repo.as_str())?;
     let mut hasher = Hasher::new(Algorithm::Sha256);
-    let size = match app.blobs.append(&id, 0, body, Some(&mut hasher)).await {
+    let size = match app.blobs.append(&id, 0, length, body, Some(&mut hasher)).await {
         Ok(n) => n,
         Err(e) => {
             app.blobs.discard_upload(&id).await?;

@@ -87,6 +87,11 @@ fn render(app: &App, e: Error, ctx: &ErrCtx) -> Response {
     resp
 }
 
+/// The body length a request declared (Content-Length), if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
 fn range_value(size: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("0-{}", size.saturating_sub(1))).expect("ascii")
 }
@@ -252,7 +257,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
             if let Some(d) = q("digest") {
                 let digest: Digest =
                     d.parse().map_err(|e: oci::digest::DigestError| fail(Error::oci(ErrorCode::DigestInvalid, e.to_string())))?;
-                uploads::monolithic(app, &name, &digest, body.into_data_stream()).await.map_err(fail)?;
+                uploads::monolithic(app, &name, &digest, declared_length(&headers), body.into_data_stream()).await.map_err(fail)?;
                 return Ok(blob_created(&name, &digest));
             }
             let id = uploads::start(app, &name).await.map_err(fail)?;
@@ -270,7 +275,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
                 ),
                 None => None,
             };
-            let size = uploads::patch(app, &name, &id, range, body.into_data_stream()).await.map_err(fail)?;
+            let size = uploads::patch(app, &name, &id, range, declared_length(&headers), body.into_data_stream()).await.map_err(fail)?;
             Ok(upload_accepted(&name, &id, size, StatusCode::ACCEPTED))
         }
         Route::PutUpload { name, id } => {
@@ -279,7 +284,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
             };
             let digest: Digest =
                 d.parse().map_err(|e: oci::digest::DigestError| fail(Error::oci(ErrorCode::DigestInvalid, e.to_string())))?;
-            uploads::finish(app, &name, &id, &digest, body.into_data_stream()).await.map_err(fail)?;
+            uploads::finish(app, &name, &id, &digest, declared_length(&headers), body.into_data_stream()).await.map_err(fail)?;
             Ok(blob_created(&name, &digest))
         }
         Route::CancelUpload { name, id } => {
