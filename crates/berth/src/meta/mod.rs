@@ -2,14 +2,16 @@
 //!
 //! One implementation serves both backends: each query is written once in SQL
 //! that both accept (`$1` parameters, `ON CONFLICT`, `RETURNING`) and the
-//! `read!`/`write!` macros run it on whichever pool is configured. Schema
+//! `on_read!`/`on_write!` macros run it on whichever pool is configured. Schema
 //! differences live only in the per-backend migrations.
 //!
 //! Invariants:
 //! - A `blobs` row exists only after the blob's bytes are in the store and verified.
 //! - A manifest, its references, its tag and its audit row are written in one transaction.
 //! - SQLite runs in WAL mode with one writer connection (writers queue in-process,
-//!   readers never block); PostgreSQL uses one pool for both.
+//!   readers never block); PostgreSQL uses one pool for both. Because every statement of a
+//!   transaction is a trip to the writer's thread, the hot writes send statements together
+//!   (`sql::Batch`) and verified blobs are group-committed (`blobs`).
 
 mod accounts;
 mod artifacts;
