@@ -1,6 +1,6 @@
 //! Repositories, blobs, manifests, tags and referrers.
 
-use super::sql::{Batch, Value, numbered_rows, run_batch};
+use super::sql::{Batch, Value, numbered_rows, run_batch, value_rows};
 use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
@@ -497,29 +497,6 @@ impl Meta {
         .await
         })
     }
-}
-
-/// `n` rows of `cols` placeholders for a multi-row VALUES list: `(?, ?), (?, ?)` on SQLite and
-/// `($1, $2), ($3, $4)` on PostgreSQL. SQLite gets anonymous placeholders because binding a
-/// numbered one (`$N`) looks its name up in a list of all of them: N parameters cost N² (a
-/// 500-row audit insert, 4,500 parameters, spent 80% of its time matching names).
-fn value_rows(sqlite: bool, n: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(n * cols * 5);
-    for r in 0..n {
-        s.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            if sqlite {
-                s.push('?');
-            } else {
-                s.push_str(&format!("${}", r * cols + c + 1));
-            }
-        }
-        s.push(')');
-    }
-    s
 }
 
 /// The insert of a new manifest's references, each (kind, digest) once, first size kept.

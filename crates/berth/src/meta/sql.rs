@@ -120,21 +120,33 @@ macro_rules! run_batch {
 }
 pub(crate) use run_batch;
 
-/// `rows` rows of `cols` numbered placeholders for a multi-row VALUES list:
-/// `($1, $2), ($3, $4)`.
-pub(crate) fn numbered_rows(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 6);
-    for r in 0..rows {
+/// `n` rows of `cols` placeholders for a multi-row VALUES list: `(?, ?), (?, ?)` on SQLite and
+/// `($1, $2), ($3, $4)` on PostgreSQL. SQLite gets anonymous placeholders because binding a
+/// numbered one (`$N`) looks its name up in a list of all of them: N parameters cost N² (a
+/// 500-row audit insert, 4,500 parameters, spent 80% of its time matching names).
+pub(crate) fn value_rows(sqlite: bool, n: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(n * cols * 6);
+    for r in 0..n {
         s.push_str(if r == 0 { "(" } else { ", (" });
         for c in 0..cols {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("${}", r * cols + c + 1));
+            if sqlite {
+                s.push('?');
+            } else {
+                s.push_str(&format!("${}", r * cols + c + 1));
+            }
         }
         s.push(')');
     }
     s
+}
+
+/// `rows` rows of `cols` numbered placeholders, `($1, $2), ($3, $4)`: for a statement of a
+/// `Batch`, which renumbers them for SQLite itself.
+pub(crate) fn numbered_rows(rows: usize, cols: usize) -> String {
+    value_rows(false, rows, cols)
 }
 
 #[cfg(test)]
