@@ -129,6 +129,12 @@ fn q(s: &str) -> String {
 
 /// Runs SQL on the test's database directly (to read what the API does not show, and to
 /// write old records).
+/// Inserts audit records straight into the table (each value a `(op_time, ..., user_agent)` row).
+async fn insert_audit_rows(t: &TestApp, values: &[String]) {
+    let columns = "op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent";
+    sql_exec(t, &format!("INSERT INTO audit_log ({columns}) VALUES {}", values.join(", "))).await;
+}
+
 async fn sql_exec(t: &TestApp, text: &str) {
     let url = t.app.config.database.clone();
     if url.starts_with("postgres") {
@@ -370,14 +376,7 @@ async fn totals_across_days(db: Db) {
         .iter()
         .map(|(at, who, op)| format!("({at}, '{who}', {pid}, 'bulk/app:v1', 'artifact', '{op}', TRUE, '10.1.1.1', 'docker')"))
         .collect();
-    sql_exec(
-        &t,
-        &format!(
-            "INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) VALUES {}",
-            values.join(", ")
-        ),
-    )
-    .await;
+    insert_audit_rows(&t, &values).await;
     let expect = |rows: &[(i64, &str, &str)], from: Option<i64>, to: Option<i64>, who: Option<&str>, op: Option<&str>| {
         rows.iter()
             .filter(|(at, w, o)| {
@@ -450,14 +449,7 @@ async fn totals_by_hour(db: Db) {
         .enumerate()
         .map(|(i, (at, kind, op))| format!("({at}, 'user{}', NULL, 'thing{i}', '{kind}', '{op}', TRUE, '10.1.1.1', 'docker')", i % 4))
         .collect();
-    sql_exec(
-        &t,
-        &format!(
-            "INSERT INTO audit_log (op_time, operator, project_id, resource, resource_type, operation, success, client_ip, user_agent) VALUES {}",
-            values.join(", ")
-        ),
-    )
-    .await;
+    insert_audit_rows(&t, &values).await;
     let h = 3_600_000i64;
     let m = 60_000i64;
     let ranges: Vec<(Option<i64>, Option<i64>)> = vec![
