@@ -95,7 +95,7 @@ impl Writer {
         if !ended.is_empty() {
             batch.push(format!("DELETE FROM uploads WHERE id IN ({})", numbered_rows(1, ended.len()).trim_matches(['(', ')'])), ended);
         }
-        let sqlite = matches!(&*self.pools, Pools::Sqlite { .. });
+        let sqlite = self.pools.is_sqlite();
         on_write!(self, |p| async {
             let mut tx = p.begin().await?;
             run_batch!(tx, &batch, sqlite);

@@ -53,6 +53,12 @@ enum Pools {
     Postgres(PgPool),
 }
 
+impl Pools {
+    fn is_sqlite(&self) -> bool {
+        matches!(self, Pools::Sqlite { .. })
+    }
+}
+
 /// Handle to the metadata database; cheap to clone.
 #[derive(Clone)]
 pub struct Meta {
@@ -137,7 +143,7 @@ impl Meta {
     /// Whether the metadata lives in SQLite (its single writer makes trips to the connection
     /// while a transaction is open the cost to cut).
     pub(crate) fn is_sqlite(&self) -> bool {
-        matches!(&*self.pools, Pools::Sqlite { .. })
+        self.pools.is_sqlite()
     }
 
     /// Whether the database answers.
