@@ -1,12 +1,15 @@
 //! Fast paths for a store on the local filesystem: uploads are written with
 //! `O_DIRECT` in aligned blocks, each block written and hashed on the blocking pool
-//! while the request task receives the next ones, and blob reads stream the file
-//! through one blocking reader per response.
+//! while the request task receives the next ones, and blob reads send the file's
+//! pages from the page cache through memory maps (`mapped`), read by one blocking
+//! task per response.
 //!
 //! Buffered writes cost several times the CPU of direct writes on ext4 and
 //! throttle uploads to a few hundred MB/s; direct writes skip the page cache.
 //! Unaligned pieces (the start of a chunk that continues an unaligned upload, and
-//! the tail) are written with an ordinary descriptor.
+//! the tail) are written with an ordinary descriptor. A new blob is read into the
+//! page cache in the background once it is in place, for the pull that usually
+//! follows a push.
 
 use super::AppendError;
 use crate::error::Error;
@@ -23,10 +26,15 @@ const ALIGN: usize = 4096;
 const BLOCK: usize = 2 << 20;
 /// First size of a buffer: small uploads never allocate a whole block.
 const FIRST: usize = 64 << 10;
-/// Bytes per read of a blob from the page cache.
-const READ_CHUNK: usize = 1 << 20;
-/// Bytes per direct read of a blob that is not cached (larger reads keep the device busy).
-const DIRECT_CHUNK: usize = 2 << 20;
+/// Bytes per mapped window of a blob being sent (windows in flight count in the server's RSS).
+const MAP_CHUNK: usize = 4 << 20;
+/// Bytes after a window that a response asks the kernel to read ahead.
+const READ_AHEAD: u64 = 8 << 20;
+/// Bytes per request to read a new blob into the page cache (the kernel caps one request
+/// at its readahead size).
+const PREFETCH_STEP: u64 = 8 << 20;
+/// A new blob is read into the page cache up to this many bytes.
+const PREFETCH_MAX: u64 = 4 << 30;
 
 /// A heap buffer whose usable part starts at an ALIGN boundary; it grows to BLOCK.
 struct AlignedBuf {
@@ -318,26 +326,18 @@ where
     Ok(written)
 }
 
-/// Size of a pooled read buffer: a direct chunk plus room to align it.
-const POOL_BUF: usize = DIRECT_CHUNK + 3 * ALIGN;
+/// Size of a pooled block buffer: a block plus room to align it.
+const POOL_BUF: usize = BLOCK + ALIGN;
 /// Pooled buffers kept for reuse.
 const POOL_KEEP: usize = 8;
-/// Reads up to this many bytes get a buffer of their own size instead of a pooled one.
-const SMALL_READ: usize = 256 << 10;
 
-/// Read buffers recycled across responses: reusing a few large buffers keeps the
+/// Block buffers recycled across uploads: reusing a few large buffers keeps the
 /// server's resident memory bounded, where fresh allocations from many threads
 /// would leave freed memory spread over the allocator's per-thread arenas.
 #[derive(Default)]
 pub struct BufPool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl BufPool {
-    /// A buffer for reading `n` bytes with room to align a direct read around them: pooled
-    /// for large chunks, allocated to size for small ones (a small layer or config must not
-    /// pin a 2 MiB buffer while its response is in flight).
-    fn take_for(&self, n: usize) -> Vec<u8> {
-        if n <= SMALL_READ { vec![0u8; n.div_ceil(ALIGN) * ALIGN + 3 * ALIGN] } else { self.take() }
-    }
     fn take(&self) -> Vec<u8> {
         self.0.lock().expect("pool lock").pop().unwrap_or_else(|| vec![0u8; POOL_BUF])
     }
@@ -349,115 +349,18 @@ impl BufPool {
     }
 }
 
-/// A slice of a pooled buffer; the buffer goes back to the pool when the last `Bytes` of it is dropped.
-struct Pooled {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-    pool: std::sync::Arc<BufPool>,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buf));
-    }
-}
-
-/// Reads `n` bytes at `at`: from the page cache when they are there (a
-/// non-blocking `preadv2`), else with `O_DIRECT`, which on this kind of storage
-/// reads faster than filling the cache and leaves no cached copy behind.
-/// Once a chunk had to be read directly (`*cold` set), the rest of the blob is too:
-/// the probe's readahead would otherwise pace the whole response.
-fn read_chunk(
-    pool: &std::sync::Arc<BufPool>,
-    f: &File,
-    direct: &mut Option<File>,
-    cold: &mut bool,
-    path: &Path,
-    at: u64,
-    n: usize,
-) -> std::io::Result<Bytes> {
-    let mut buf = pool.take_for(n);
-    let off = buf.as_ptr().align_offset(ALIGN);
-    let mut got = 0;
-    if !*cold {
-        while got < n {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf[off + got..off + n])];
-            match rustix::io::preadv2(f, &mut iov, at + got as u64, rustix::io::ReadWriteFlags::NOWAIT) {
-                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(k) => got += k,
-                Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::INVAL => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if got == n {
-            return Ok(Bytes::from_owner(Pooled { buf, start: off, len: n, pool: pool.clone() }));
-        }
-    }
-    // The rest is not cached: read the aligned range around it directly.
-    *cold = true;
-    let from = at + got as u64;
-    if direct.is_none() {
-        *direct = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path).ok();
-    }
-    let Some(d) = direct.as_ref() else {
-        f.read_exact_at(&mut buf[off + got..off + n], from)?;
-        return Ok(Bytes::from_owner(Pooled { buf, start: off, len: n, pool: pool.clone() }));
-    };
-    let lo = from / ALIGN as u64 * ALIGN as u64;
-    let hi = (at + n as u64).div_ceil(ALIGN as u64) * ALIGN as u64;
-    let span = (hi - lo) as usize;
-    // Directly read bytes land in a second buffer when part of the chunk came from the cache.
-    let mut other = if got == 0 { None } else { Some(pool.take_for(n)) };
-    let (dst, dst_off) = match other.as_mut() {
-        Some(o) => {
-            let o_off = o.as_ptr().align_offset(ALIGN);
-            (o, o_off)
-        }
-        None => (&mut buf, off),
-    };
-    let mut filled = 0;
-    while filled < span {
-        // A short read means the end of the file, inside the last aligned block.
-        let k = d.read_at(&mut dst[dst_off + filled..dst_off + span], lo + filled as u64)?;
-        if k == 0 {
-            break;
-        }
-        filled += k;
-    }
-    let skip = (from - lo) as usize;
-    let want = n - got;
-    if filled < skip + want {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    match other {
-        None => Ok(Bytes::from_owner(Pooled { buf, start: off + skip, len: want, pool: pool.clone() })),
-        Some(o) => {
-            let o_off = o.as_ptr().align_offset(ALIGN);
-            buf[off + got..off + n].copy_from_slice(&o[o_off + skip..o_off + skip + want]);
-            pool.give(o);
-            Ok(Bytes::from_owner(Pooled { buf, start: off, len: n, pool: pool.clone() }))
-        }
-    }
-}
-
 /// Makes the verified upload `from` the blob `to` in one trip to the blocking pool: kept as is
 /// if the blob exists already (the upload is removed), else renamed into place (creating
-/// the blob's directory on first use). Then asks the kernel to read the blob into the page
-/// cache in the background: parts written with `O_DIRECT` are not there, and the pull that
-/// usually follows a push should find them.
+/// the blob's directory on first use). A new blob is then read into the page cache in the
+/// background (`prefetch`).
 pub async fn promote(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || {
+    let to_ = to.clone();
+    let fresh = tokio::task::spawn_blocking(move || {
+        let to = to_;
         if to.try_exists()? {
             return match std::fs::remove_file(&from) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
+                _ => Ok(false),
             };
         }
         match std::fs::rename(&from, &to) {
@@ -467,13 +370,30 @@ pub async fn promote(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
             }
             r => r?,
         }
-        if let Ok(f) = File::open(&to) {
-            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
-        }
-        Ok(())
+        Ok(true)
     })
     .await
-    .map_err(std::io::Error::other)?
+    .map_err(std::io::Error::other)??;
+    if fresh {
+        tokio::task::spawn_blocking(move || prefetch(&to));
+    }
+    Ok(())
+}
+
+/// Asks the kernel to read the blob at `path` (up to PREFETCH_MAX bytes) into the page cache,
+/// without waiting for the reads. Its blocks were written with `O_DIRECT`, so they are not
+/// there; the pull that usually follows a push then sends them from memory.
+fn prefetch(path: &Path) {
+    let Ok(f) = File::open(path) else { return };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0).min(PREFETCH_MAX);
+    let mut at = 0;
+    while at < len {
+        let step = PREFETCH_STEP.min(len - at);
+        if rustix::fs::fadvise(&f, at, std::num::NonZeroU64::new(step), rustix::fs::Advice::WillNeed).is_err() {
+            return;
+        }
+        at += step;
+    }
 }
 
 /// The whole of the file at `path` if it exists and holds at most `max` bytes, read in one
@@ -497,8 +417,10 @@ pub async fn read_small(path: PathBuf, max: u64) -> std::io::Result<Option<Vec<u
     .map_err(std::io::Error::other)?
 }
 
-/// Streams `len` bytes of `path` from `start`, read by one blocking task.
-pub fn read(pool: std::sync::Arc<BufPool>, path: PathBuf, start: u64, len: u64) -> super::BlobStream {
+/// Streams `len` bytes of `path` from `start`, read by one blocking task: each window of
+/// the file is mapped and read into the page cache (from disk by the kernel's readahead
+/// if it is not cached), and the window after it is read ahead while this one is sent.
+pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     tokio::task::spawn_blocking(move || {
         let f = match File::open(&path) {
@@ -508,13 +430,12 @@ pub fn read(pool: std::sync::Arc<BufPool>, path: PathBuf, start: u64, len: u64) 
                 return;
             }
         };
-        let (mut direct, mut cold) = (None, false);
         let (mut at, end) = (start, start + len);
         while at < end {
-            // Chunks after the first end on chunk boundaries, so direct reads stay aligned.
-            let size = if cold { DIRECT_CHUNK } else { READ_CHUNK };
-            let n = ((end - at) as usize).min(size - (at % size as u64) as usize);
-            let chunk = read_chunk(&pool, &f, &mut direct, &mut cold, &path, at, n);
+            // Windows after the first start on window boundaries.
+            let n = ((end - at) as usize).min(MAP_CHUNK - (at % MAP_CHUNK as u64) as usize);
+            let ahead = (end - at - n as u64).min(READ_AHEAD);
+            let chunk = super::mapped::read(&f, at, n, ahead);
             let stop = chunk.is_err();
             at += n as u64;
             if tx.blocking_send(chunk).is_err() || stop {
@@ -555,7 +476,7 @@ mod tests {
         assert!(h.finish().verify(&data));
         // Ranges that start unaligned, cross read chunks, and end at the file's end.
         for (a, n) in [(100usize, 5000usize), (1_000_000, 1_500_000), (0, data.len()), (data.len() - 7, 7)] {
-            let mut s = read(Default::default(), path.clone(), a as u64, n as u64);
+            let mut s = read(path.clone(), a as u64, n as u64);
             let mut out = Vec::new();
             while let Some(c) = s.next().await {
                 out.extend_from_slice(&c.unwrap());

@@ -14,6 +14,7 @@
 //! blob reads take the fast paths in `local`; everything else goes through OpenDAL.
 
 mod local;
+mod mapped;
 
 use crate::config::Storage;
 use crate::error::{Error, Result};
@@ -217,7 +218,7 @@ impl BlobStore {
     pub async fn read(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobStream> {
         let path = Self::blob_path(digest);
         if let Some(root) = &self.local {
-            return Ok(local::read(self.pool.clone(), root.join(&path), start, len));
+            return Ok(local::read(root.join(&path), start, len));
         }
         let s = self.op.reader_with(&path).chunk(READ_CHUNK).await?.into_bytes_stream(start..start + len).await?;
         Ok(Box::pin(s))
