@@ -69,8 +69,8 @@ pub async fn run(
     let grace = Duration::from_secs(app.config.shutdown_grace);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
-    let server =
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
+    let server = axum::serve(http::zerocopy::Zerocopy(listener), router.into_make_service_with_connect_info::<http::zerocopy::Peer>())
+        .with_graceful_shutdown(async move {
             stop.await;
             tracing::info!("shutting down: finishing requests in flight");
             let _ = stopped_tx.send(());

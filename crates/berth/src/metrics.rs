@@ -56,6 +56,11 @@ pub fn blob_commit(blobs: u64) {
     METRICS.blob_commit_blobs.inc_by(blobs);
 }
 
+/// Counts blob bytes sent from their file with `sendfile` (`http::zerocopy`).
+pub fn sendfile(bytes: u64) {
+    METRICS.sendfile_bytes.inc_by(bytes);
+}
+
 /// Counts one answered request and its latency (until the response head was ready).
 pub fn observe(method: Method, route: Route, status: u16, elapsed: Duration) {
     let labels = RequestLabels { method, route, status };
@@ -237,6 +242,7 @@ struct Metrics {
     accounting_seconds: Counter<f64, AtomicU64>,
     blob_commit_writes: Counter,
     blob_commit_blobs: Counter,
+    sendfile_bytes: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -271,6 +277,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry.register("berth_blob_commit_writes", "Transactions that recorded verified blobs (group commit)", blob_commit_writes.clone());
     let blob_commit_blobs = Counter::default();
     registry.register("berth_blob_commit_blobs", "Verified blobs recorded by group commit", blob_commit_blobs.clone());
+    let sendfile_bytes = Counter::default();
+    registry.register_with_unit(
+        "berth_blob_sendfile",
+        "Blob bytes sent to clients straight from their file (sendfile), not copied through the server",
+        Unit::Bytes,
+        sendfile_bytes.clone(),
+    );
     Metrics {
         registry,
         requests,
@@ -281,6 +294,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         accounting_seconds,
         blob_commit_writes,
         blob_commit_blobs,
+        sendfile_bytes,
     }
 });
 

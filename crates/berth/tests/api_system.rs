@@ -9,7 +9,7 @@ mod common;
 mod contract;
 
 use berth::meta::Audit;
-use common::{ADMIN_PASSWORD, Db, TestApp};
+use common::{ADMIN_PASSWORD, Db, TestApp, random_bytes};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -447,6 +447,11 @@ async fn metrics(db: Db) {
     let repo = format!("{project}/app");
     let tok = t.admin_token(&repo).await;
     t.push_image(&tok, &repo, "v1", &[b"metrics layer"]).await;
+    // A blob pulled from the local store goes out with sendfile.
+    let big = random_bytes(5 << 20);
+    let big_digest = t.push_blob(&tok, &repo, &big).await;
+    let r = t.http.get(format!("{}/v2/{repo}/blobs/{big_digest}", t.url)).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), big.as_slice());
     for _ in 0..3 {
         let r = t
             .http
@@ -493,6 +498,7 @@ async fn metrics(db: Db) {
     let (blobs, writes) =
         (sample(&text, "berth_blob_commit_blobs_total").unwrap(), sample(&text, "berth_blob_commit_writes_total").unwrap());
     assert!(blobs >= 2.0 && writes >= 1.0 && writes <= blobs, "{text}");
+    assert!(sample(&text, "berth_blob_sendfile_bytes_total").unwrap() >= (5 << 20) as f64, "{text}");
     // Requests per route template and status; /v2 grouped by operation, never by repository.
     let manifests_get = r#"berth_http_requests_total{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}"#;
     assert!(sample(&text, manifests_get).unwrap() >= 3.0, "{text}");

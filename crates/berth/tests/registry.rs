@@ -572,6 +572,56 @@ async fn upload_ids(db: Db) {
     t.shutdown().await;
 }
 
+/// Blobs on the local store are sent from mapped windows of their file with sendfile: whole,
+/// in ranges that cross windows, to many readers at once, and to a reader whose blob file is
+/// unlinked (as garbage collection does) halfway through.
+async fn zero_copy_pulls(db: Db) {
+    let t = TestApp::start(db).await;
+    let tok = t.admin_token("library/big").await;
+    let blob = random_bytes((9 << 20) + 321);
+    let digest = t.push_blob(&tok, "library/big", &blob).await;
+    let url = format!("{}/v2/library/big/blobs/{digest}", t.url);
+
+    let r = t.http.get(&url).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], blob.len().to_string().as_str());
+    assert_eq!(r.bytes().await.unwrap().as_ref(), blob.as_slice());
+    let r = t.http.head(&url).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.headers()["content-length"], blob.len().to_string().as_str());
+
+    let n = blob.len();
+    for (spec, a, b) in [
+        (format!("bytes={}-{}", (4 << 20) - 5, (8 << 20) + 5), (4 << 20) - 5, (8 << 20) + 5),
+        ("bytes=100-199".to_string(), 100, 199),
+        ("bytes=-1000".to_string(), n - 1000, n - 1),
+        (format!("bytes={}-", n - 10), n - 10, n - 1),
+    ] {
+        let r = t.http.get(&url).bearer_auth(&tok).header("range", &spec).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{spec}");
+        assert_eq!(r.headers()["content-range"], format!("bytes {a}-{b}/{n}").as_str(), "{spec}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &blob[a..=b], "{spec}");
+    }
+
+    let pulls = (0..8).map(|_| {
+        let (http, url, tok) = (t.http.clone(), url.clone(), tok.clone());
+        tokio::spawn(async move { http.get(&url).bearer_auth(&tok).send().await.unwrap().bytes().await.unwrap() })
+    });
+    for p in pulls {
+        assert_eq!(p.await.unwrap().as_ref(), blob.as_slice());
+    }
+
+    // The file goes while a pull is under way: the pull still gets every byte.
+    let mut r = t.http.get(&url).bearer_auth(&tok).send().await.unwrap();
+    let mut got = r.chunk().await.unwrap().unwrap().to_vec();
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::remove_file(t.app.config.data.join("storage/blobs/sha256").join(&hex[..2]).join(hex)).unwrap();
+    while let Some(c) = r.chunk().await.unwrap() {
+        got.extend_from_slice(&c);
+    }
+    assert_eq!(got, blob);
+    t.shutdown().await;
+}
+
 on_both_backends! {
     upload_sessions => upload_ids;
     private_projects => private_projects_and_mounts;
@@ -586,4 +636,5 @@ on_both_backends! {
     group_commit => concurrent_blob_commits;
     referrers_api => referrers;
     signing_key_persists => restart_keeps_keys_and_content;
+    zero_copy => zero_copy_pulls;
 }

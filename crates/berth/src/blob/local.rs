@@ -424,7 +424,7 @@ pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     tokio::task::spawn_blocking(move || {
         let f = match File::open(&path) {
-            Ok(f) => f,
+            Ok(f) => std::sync::Arc::new(f),
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
                 return;

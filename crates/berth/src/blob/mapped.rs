@@ -1,6 +1,11 @@
 //! Blob bytes sent straight from the page cache through a memory map: the response
-//! body is the mapped pages themselves, so a blob goes to the socket with the
-//! kernel's one copy instead of a read into a buffer and a write out of it.
+//! body is the mapped pages themselves, never copied into a buffer of Berth's.
+//!
+//! Every live map is listed with the file and offset it shows, so the connection
+//! that writes a response body (`http::zerocopy`) can recognise mapped bytes by
+//! their address and send them from the file with `sendfile` instead of copying
+//! them into the socket: the same bytes, without the copy. Anything else that reads
+//! the bytes (a consumer that copies them, a test) reads ordinary memory.
 //!
 //! This is the only module of Berth with `unsafe` code: mapping a file. A map is
 //! sound only while nobody truncates or rewrites the file. Blob files are written
@@ -12,7 +17,10 @@
 
 use bytes::Bytes;
 use memmap2::{Advice, Mmap, MmapOptions};
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Mapped bytes of a blob file; the map ends when the last `Bytes` of it is dropped.
 struct Window(Mmap);
@@ -23,11 +31,43 @@ impl AsRef<[u8]> for Window {
     }
 }
 
+impl Drop for Window {
+    fn drop(&mut self) {
+        // Unlisted before the map goes (the field is dropped after this body).
+        let mut live = LIVE.lock().expect("map list lock");
+        live.remove(&(self.0.as_ptr() as usize));
+        COUNT.store(live.len(), Ordering::Release);
+    }
+}
+
+/// Where a live map's bytes come from.
+struct Source {
+    len: usize,
+    file: Arc<File>,
+    at: u64,
+}
+
+/// Live maps by start address (maps never overlap, so the address names one).
+static LIVE: Mutex<BTreeMap<usize, Source>> = Mutex::new(BTreeMap::new());
+/// How many maps are live: writes skip the lookup when none is.
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// The file and offset that `bytes` show, when they lie inside one live map.
+pub fn source(bytes: &[u8]) -> Option<(Arc<File>, u64)> {
+    if bytes.is_empty() || COUNT.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let addr = bytes.as_ptr() as usize;
+    let live = LIVE.lock().expect("map list lock");
+    let (&start, src) = live.range(..=addr).next_back()?;
+    (addr + bytes.len() <= start + src.len).then(|| (src.file.clone(), src.at + (addr - start) as u64))
+}
+
 /// The `len` bytes of `f` at `at`, mapped and read into the page cache (from disk, with
 /// the kernel's readahead, where they are not cached); the `ahead` bytes after them are
-/// read ahead in the background. The pages are faulted in here, on the caller's blocking
-/// thread, so writing them to a socket later does not stop an async worker on the disk.
-pub fn read(f: &File, at: u64, len: usize, ahead: u64) -> std::io::Result<Bytes> {
+/// read ahead in the background. Pages missing from the cache are read in here, on the
+/// caller's blocking thread, so sending them later does not stop an async worker on the disk.
+pub fn read(f: &Arc<File>, at: u64, len: usize, ahead: u64) -> std::io::Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
     }
@@ -36,12 +76,33 @@ pub fn read(f: &File, at: u64, len: usize, ahead: u64) -> std::io::Result<Bytes>
     }
     // SAFETY: blob files are never truncated or written once visible (module docs), and
     // the range lies inside the file.
-    let map = unsafe { MmapOptions::new().offset(at).len(len).map(f) }?;
+    let map = unsafe { MmapOptions::new().offset(at).len(len).map(&**f) }?;
     if ahead > 0 {
         let _ = rustix::fs::fadvise(f, at + len as u64, std::num::NonZeroU64::new(ahead), rustix::fs::Advice::WillNeed);
     }
-    map.advise(Advice::PopulateRead)?;
+    // Pages not yet cached are read in now. Cached ones are left unmapped: `sendfile`
+    // does not need them mapped, and a copy faults them in cheaply.
+    if !resident(&map) {
+        map.advise(Advice::PopulateRead)?;
+    }
+    let mut live = LIVE.lock().expect("map list lock");
+    live.insert(map.as_ptr() as usize, Source { len, file: f.clone(), at });
+    COUNT.store(live.len(), Ordering::Release);
+    drop(live);
     Ok(Bytes::from_owner(Window(map)))
+}
+
+/// Whether every page under `map` is in the page cache.
+fn resident(map: &Mmap) -> bool {
+    let page = rustix::param::page_size();
+    let addr = map.as_ptr() as usize;
+    let start = addr & !(page - 1);
+    let span = addr + map.len() - start;
+    let mut pages = vec![0u8; span.div_ceil(page)];
+    // SAFETY: [start, start + span) lies within the live map (memmap2 maps from the page
+    // boundary below the requested offset), and `pages` holds one byte per page of it.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, span, pages.as_mut_ptr()) };
+    rc == 0 && pages.iter().all(|p| p & 1 == 1)
 }
 
 #[cfg(test)]
@@ -49,12 +110,12 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn file(len: usize) -> (tempfile::TempDir, Vec<u8>, File) {
+    fn file(len: usize) -> (tempfile::TempDir, Vec<u8>, Arc<File>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
-        let f = File::open(&path).unwrap();
+        let f = Arc::new(File::open(&path).unwrap());
         (dir, data, f)
     }
 
@@ -66,6 +127,25 @@ mod tests {
             assert_eq!(&b[..], &data[at..at + len], "at {at} len {len}");
         }
         assert!(read(&f, 0, 0, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mapped_bytes_name_their_file_and_offset_while_they_live() {
+        let (_dir, data, f) = file(5 * 4096);
+        let b = read(&f, 4096 + 7, 3 * 4096, 0).unwrap();
+        let (file, at) = source(&b[100..200]).expect("listed");
+        assert!(Arc::ptr_eq(&file, &f));
+        assert_eq!(at, 4096 + 7 + 100);
+        assert!(source(&b[..]).is_some());
+        let copy = b.to_vec();
+        assert!(source(&copy).is_none(), "a copy is not mapped");
+        let addr = b.as_ptr() as usize;
+        drop((b, file));
+        // The map is gone from the list with its last Bytes (another test's map may
+        // since have taken the address, but not with this file).
+        assert!(LIVE.lock().unwrap().get(&addr).is_none_or(|s| !Arc::ptr_eq(&s.file, &f)));
+        assert_eq!(Arc::strong_count(&f), 1);
+        let _ = data;
     }
 
     #[test]

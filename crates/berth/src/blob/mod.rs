@@ -14,7 +14,7 @@
 //! blob reads take the fast paths in `local`; everything else goes through OpenDAL.
 
 mod local;
-mod mapped;
+pub(crate) mod mapped;
 
 use crate::config::Storage;
 use crate::error::{Error, Result};

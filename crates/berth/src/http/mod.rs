@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod oci;
+pub mod zerocopy;
 
 use crate::app::AppState;
 use axum::Router;

@@ -8,6 +8,7 @@ use crate::app::{App, AppState};
 use crate::auth::policy::{self, Action, Scope};
 use crate::domain::{blobs, manifests, uploads};
 use crate::error::Error;
+use crate::http::zerocopy::Peer;
 use crate::meta::Audit;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -24,7 +25,7 @@ const MAX_PAGE: usize = 10_000;
 
 /// Entry point for every `/v2` request.
 pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = req.extensions().get::<ConnectInfo<Peer>>().map(|c| c.0.0);
     let mut resp = dispatch(&app, peer, req).await.unwrap_or_else(|(e, ctx)| render(&app, e, &ctx));
     resp.headers_mut().insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     resp

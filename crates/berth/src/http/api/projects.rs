@@ -13,6 +13,7 @@ use crate::app::{App, AppState};
 use crate::auth::policy::{self, Principal, ProjectFacts, Scope};
 use crate::domain::members as dmembers;
 use crate::domain::projects::{self as dprojects, Allowlist, CreateRequest, ProjectKey, ProjectView, UpdateRequest};
+use crate::http::zerocopy::Peer;
 use crate::meta::{Audit, ProjectCond, ProjectIntCol, ProjectRow, ProjectSort, accounts_role as role};
 use axum::Router;
 use axum::body::Bytes;
@@ -52,7 +53,7 @@ impl FromRequestParts<AppState> for Req {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Req, ApiError> {
         let principal = super::caller(app, &parts.headers).await?;
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0);
         Ok(Req { principal, headers: parts.headers.clone(), peer, uri: parts.uri.clone() })
     }
 }

@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::auth::policy::{self, Principal, Scope};
 use crate::domain::users::{self, NewUser, Profile};
 use crate::error::Error;
+use crate::http::zerocopy::Peer;
 use crate::meta::{Audit, TextMatch, UserColumn, UserListQuery, UserOrder, UserProfileRow};
 use axum::Router;
 use axum::body::Bytes;
@@ -27,7 +28,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -53,7 +53,7 @@ struct Client {
 impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Client, ApiError> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0);
         let (ip, user_agent) = crate::http::client(&parts.headers, peer);
         Ok(Client { ip, user_agent })
     }
