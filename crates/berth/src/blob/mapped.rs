@@ -63,10 +63,10 @@ pub fn source(bytes: &[u8]) -> Option<(Arc<File>, u64)> {
     (addr + bytes.len() <= start + src.len).then(|| (src.file.clone(), src.at + (addr - start) as u64))
 }
 
-/// The `len` bytes of `f` at `at`, mapped and read into the page cache (from disk, with
-/// the kernel's readahead, where they are not cached); the `ahead` bytes after them are
-/// read ahead in the background. Pages missing from the cache are read in here, on the
-/// caller's blocking thread, so sending them later does not stop an async worker on the disk.
+/// The `len` bytes of `f` at `at`, mapped and read into the page cache (from disk where
+/// they are not cached, the `ahead` bytes after them then read ahead in the background).
+/// Pages missing from the cache are read in here, on the caller's blocking thread, so
+/// sending them later does not stop an async worker on the disk.
 pub fn read(f: &Arc<File>, at: u64, len: usize, ahead: u64) -> std::io::Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
@@ -77,12 +77,16 @@ pub fn read(f: &Arc<File>, at: u64, len: usize, ahead: u64) -> std::io::Result<B
     // SAFETY: blob files are never truncated or written once visible (module docs), and
     // the range lies inside the file.
     let map = unsafe { MmapOptions::new().offset(at).len(len).map(&**f) }?;
-    if ahead > 0 {
-        let _ = rustix::fs::fadvise(f, at + len as u64, std::num::NonZeroU64::new(ahead), rustix::fs::Advice::WillNeed);
-    }
-    // Pages not yet cached are read in now. Cached ones are left unmapped: `sendfile`
-    // does not need them mapped, and a copy faults them in cheaply.
+    // Pages not yet cached are read in now, after asking for this window and the bytes
+    // after it, so the disk has the next reads queued while this one is sent. Cached
+    // pages are left alone: `sendfile` does not need them mapped, and a copy faults them
+    // in cheaply.
     if !resident(&map) {
+        let advise = |from: u64, n: u64| rustix::fs::fadvise(f, from, std::num::NonZeroU64::new(n), rustix::fs::Advice::WillNeed);
+        let _ = advise(at, len as u64);
+        if ahead > 0 {
+            let _ = advise(at + len as u64, ahead);
+        }
         map.advise(Advice::PopulateRead)?;
     }
     let mut live = LIVE.lock().expect("map list lock");
