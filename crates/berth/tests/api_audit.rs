@@ -7,10 +7,11 @@
 
 mod common;
 mod contract;
+mod harbor;
 
 use berth::meta::Audit;
 use common::{ADMIN_PASSWORD, Db, TestApp};
-use reqwest::header::HeaderMap;
+use harbor::{Resp, Who, api, call, call_with};
 use serde_json::{Value, json};
 use std::str::FromStr;
 
@@ -21,74 +22,6 @@ const LOGS: &str = "/audit-logs";
 const PROJECT_EXTS: &str = "/projects/{project_name}/auditlog-exts";
 const PROJECT_LOGS: &str = "/projects/{project_name}/logs";
 const DAY: i64 = 86_400_000;
-
-type Who = Option<(&'static str, &'static str)>;
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
-    }
-    fn total(&self) -> i64 {
-        self.header("x-total-count").expect("X-Total-Count").parse().unwrap()
-    }
-    fn items(&self) -> &Vec<Value> {
-        self.body.as_array().unwrap_or_else(|| panic!("not a list: {}", self.text))
-    }
-    fn message(&self) -> String {
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-async fn call(t: &TestApp, method: &str, path: &str, who: Who, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = t.http.request(m, format!("{}{path}", t.url));
-    if let Some((u, p)) = who {
-        r = r.basic_auth(u, Some(p));
-    }
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body =
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")) };
-    Resp { status, headers, body, text }
-}
-
-/// Checks a response against the contract: declared statuses must match their schema, any
-/// other error must carry Harbor's error body with a message.
-#[track_caller]
-fn check(method: &str, template: &str, r: &Resp) {
-    let op = contract::operation(method, template);
-    if op.responses.contains_key(&r.status.to_string()) || r.status < 300 {
-        if let Err(e) = contract::validate_response(method, template, r.status, &r.body) {
-            panic!("{method} {template} -> {}: {e:?}\n{}", r.status, r.text);
-        }
-    } else if let Err(e) = contract::validate("Errors", &r.body) {
-        panic!("{method} {template} -> {}: {e:?}\n{}", r.status, r.text);
-    }
-    if r.status >= 400 {
-        assert!(!r.message().is_empty(), "{method} {template} -> {}: no error message: {}", r.status, r.text);
-    }
-}
-
-async fn api(t: &TestApp, method: &str, template: &str, path: &str, who: Who, body: Option<Value>) -> Resp {
-    let r = call(t, method, &format!("/api/v2.0{path}"), who, body, &[]).await;
-    check(method, template, &r);
-    r
-}
 
 /// A GET of an audit list, checked against the contract.
 async fn list(t: &TestApp, template: &str, path: &str, who: Who) -> Resp {
@@ -197,20 +130,20 @@ async fn records_and_filters(db: Db) {
     users(&t, &["pa", "dev"]).await;
     let start = berth::meta::now_ms() - 1000;
     let from = [("x-forwarded-for", "203.0.113.7, 10.0.0.1"), ("user-agent", "audit-test/1.0")];
-    let r = call(&t, "POST", "/api/v2.0/projects", ADMIN, Some(json!({"project_name": "team"})), &from).await;
+    let r = call_with(&t, "POST", "/api/v2.0/projects", ADMIN, Some(json!({"project_name": "team"})), &from).await;
     assert_eq!(r.status, 201, "{}", r.text);
     for (name, role) in [("pa", 1), ("dev", 2)] {
         let body = json!({"role_id": role, "member_user": {"username": name}});
-        let r = call(&t, "POST", "/api/v2.0/projects/team/members", ADMIN, Some(body), &from).await;
+        let r = call_with(&t, "POST", "/api/v2.0/projects/team/members", ADMIN, Some(body), &from).await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
     let robot = json!({"name": "ci", "level": "project", "duration": -1,
         "permissions": [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]});
-    let r = call(&t, "POST", "/api/v2.0/robots", ADMIN, Some(robot), &from).await;
+    let r = call_with(&t, "POST", "/api/v2.0/robots", ADMIN, Some(robot), &from).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = call(&t, "PUT", "/api/v2.0/projects/team", ADMIN, Some(json!({"metadata": {"auto_scan": "true"}})), &from).await;
+    let r = call_with(&t, "PUT", "/api/v2.0/projects/team", ADMIN, Some(json!({"metadata": {"auto_scan": "true"}})), &from).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = call(
+    let r = call_with(
         &t,
         "POST",
         "/api/v2.0/users",
@@ -638,15 +571,15 @@ async fn failed_logins(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = call(&t, "GET", "/api/v2.0/users/current", Some(("kim", secret)), None, &[("x-forwarded-for", "198.51.100.11")]).await;
+    let r = call_with(&t, "GET", "/api/v2.0/users/current", Some(("kim", secret)), None, &[("x-forwarded-for", "198.51.100.11")]).await;
     assert_eq!(r.status, 401);
     // A user that does not exist, and a robot with a wrong secret.
-    let r = call(&t, "GET", "/api/v2.0/users/current", Some(("ghost", secret)), None, &[]).await;
+    let r = call(&t, "GET", "/api/v2.0/users/current", Some(("ghost", secret)), None).await;
     assert_eq!(r.status, 401);
-    let r = call(&t, "GET", "/api/v2.0/users/current", Some(("robot$team+ci", secret)), None, &[]).await;
+    let r = call(&t, "GET", "/api/v2.0/users/current", Some(("robot$team+ci", secret)), None).await;
     assert_eq!(r.status, 401);
     // The right password is not recorded.
-    let r = call(&t, "GET", "/api/v2.0/users/current", as_user("kim"), None, &[]).await;
+    let r = call(&t, "GET", "/api/v2.0/users/current", as_user("kim"), None).await;
     assert_eq!(r.status, 200);
 
     let r = list(&t, EXTS, &format!("/auditlog-exts?q={}", q("operation=login")), ADMIN).await;

@@ -6,69 +6,16 @@
 
 mod common;
 mod contract;
+mod harbor;
 
 use berth::error::Error;
 use berth::meta::{Audit, accounts_role as role};
 use common::{ADMIN_PASSWORD, Db, TestApp};
-use reqwest::header::HeaderMap;
+use harbor::{Resp, Who, api};
 use serde_json::{Value, json};
 
 const PW: &str = "Label-Passw0rd";
 const ADMIN: Who = Some(("admin", ADMIN_PASSWORD));
-
-type Who = Option<(&'static str, &'static str)>;
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
-    }
-    fn message(&self) -> String {
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
-    }
-    fn code(&self) -> String {
-        self.body["errors"][0]["code"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-/// Calls `/api/v2.0{path}` and checks the answer against the contract of `template`: a success
-/// or declared status must match its schema; any other error must carry Harbor's error body
-/// with a message.
-async fn api(t: &TestApp, method: &str, template: &str, path: &str, who: Who, body: Option<Value>) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = t.http.request(m, format!("{}/api/v2.0{path}", t.url));
-    if let Some((u, p)) = who {
-        r = r.basic_auth(u, Some(p));
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body =
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")) };
-    let r = Resp { status, headers, body, text };
-    let op = contract::operation(method, template);
-    if status < 300 || op.responses.contains_key(&status.to_string()) && status < 400 {
-        if let Err(e) = contract::validate_response(method, template, status, &r.body) {
-            panic!("{method} {path} -> {status}: {e:?}\n{}", r.text);
-        }
-    } else {
-        if let Err(e) = contract::validate("Errors", &r.body) {
-            panic!("{method} {path} -> {status}: {e:?}\n{}", r.text);
-        }
-        assert!(!r.message().is_empty(), "{method} {path} -> {status}: no error message: {}", r.text);
-    }
-    r
-}
 
 async fn post_label(t: &TestApp, who: Who, body: Value) -> Resp {
     api(t, "POST", "/labels", "/labels", who, Some(body)).await

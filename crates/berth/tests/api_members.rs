@@ -5,70 +5,17 @@
 
 mod common;
 mod contract;
+mod harbor;
 
 use berth::meta::{Audit, ProjectAuditRow};
 use common::{ADMIN_PASSWORD, Db, TestApp};
-use reqwest::header::HeaderMap;
+use harbor::{Resp, Who, api};
 use serde_json::{Value, json};
 
 const PW: &str = "Member-Passw0rd";
 const ADMIN: Who = Some(("admin", ADMIN_PASSWORD));
 const LIST: &str = "/projects/{project_name_or_id}/members";
 const ONE: &str = "/projects/{project_name_or_id}/members/{mid}";
-
-type Who = Option<(&'static str, &'static str)>;
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
-    }
-    fn message(&self) -> String {
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-async fn call(t: &TestApp, method: &str, path: &str, who: Who, body: Option<Value>) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = t.http.request(m, format!("{}{path}", t.url));
-    if let Some((u, p)) = who {
-        r = r.basic_auth(u, Some(p));
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body =
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")) };
-    Resp { status, headers, body, text }
-}
-
-/// Calls `/api/v2.0{path}` and checks the body against the contract for `template`.
-async fn api(t: &TestApp, method: &str, template: &str, path: &str, who: Who, body: Option<Value>) -> Resp {
-    let r = call(t, method, &format!("/api/v2.0{path}"), who, body).await;
-    let op = contract::operation(method, template);
-    let result = if op.responses.contains_key(&r.status.to_string()) || r.status < 300 {
-        contract::validate_response(method, template, r.status, &r.body)
-    } else {
-        contract::validate("Errors", &r.body)
-    };
-    if let Err(e) = result {
-        panic!("{method} {path} -> {}: {e:?}\n{}", r.status, r.text);
-    }
-    if r.status >= 400 {
-        assert!(!r.message().is_empty(), "{method} {path} -> {}: no error message", r.status);
-    }
-    r
-}
 
 fn audit() -> Audit {
     Audit { operator: "test".into(), resource: "setup".into(), resource_type: "test", operation: "create", ..Default::default() }

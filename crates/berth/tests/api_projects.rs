@@ -6,78 +6,15 @@
 
 mod common;
 mod contract;
+mod harbor;
 
 use berth::meta::{Audit, ProjectAuditRow};
 use common::{ADMIN_PASSWORD, Db, TestApp};
-use reqwest::header::HeaderMap;
+use harbor::{Resp, Who, api, call, call_with};
 use serde_json::{Value, json};
 
 const PW: &str = "Member-Passw0rd";
 const ADMIN: Who = Some(("admin", ADMIN_PASSWORD));
-
-type Who = Option<(&'static str, &'static str)>;
-
-/// A response: status, headers and the JSON body (Null when empty).
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
-    }
-    fn message(&self) -> String {
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-async fn call(t: &TestApp, method: &str, path: &str, who: Who, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = t.http.request(m, format!("{}{path}", t.url));
-    if let Some((u, p)) = who {
-        r = r.basic_auth(u, Some(p));
-    }
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body =
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")) };
-    Resp { status, headers, body, text }
-}
-
-/// Checks a response body against the contract: the operation must declare a success status;
-/// an error status it does not declare must still carry Harbor's error body.
-#[track_caller]
-fn check(method: &str, template: &str, r: &Resp) {
-    let op = contract::operation(method, template);
-    if op.responses.contains_key(&r.status.to_string()) || r.status < 300 {
-        if let Err(e) = contract::validate_response(method, template, r.status, &r.body) {
-            panic!("{method} {template} -> {}: {e:?}\n{}", r.status, r.text);
-        }
-    } else if let Err(e) = contract::validate("Errors", &r.body) {
-        panic!("{method} {template} -> {}: {e:?}\n{}", r.status, r.text);
-    }
-    if r.status >= 400 && method != "HEAD" {
-        assert!(!r.message().is_empty(), "{method} {template} -> {}: no error message: {}", r.status, r.text);
-    }
-}
-
-/// Calls and checks against the contract in one go.
-async fn api(t: &TestApp, method: &str, template: &str, path: &str, who: Who, body: Option<Value>) -> Resp {
-    let r = call(t, method, &format!("/api/v2.0{path}"), who, body, &[]).await;
-    check(method, template, &r);
-    r
-}
 
 fn audit() -> Audit {
     Audit { operator: "test".into(), resource: "setup".into(), resource_type: "test", operation: "create", ..Default::default() }
@@ -200,7 +137,7 @@ async fn role_matrix(db: Db) {
                 assert_eq!(r.body["repo_count"], 0);
             }
             // HEAD answers 200 exactly to those who may read the project.
-            let r = call(&t, "HEAD", &format!("/api/v2.0/projects?project_name={project}"), w, None, &[]).await;
+            let r = call(&t, "HEAD", &format!("/api/v2.0/projects?project_name={project}"), w, None).await;
             let can_read = expected(caller, public, EVERY_ROLE, true, 200) == 200;
             assert_eq!(r.status, if can_read { 200 } else { 404 }, "HEAD, {ctx}");
             // Update and the deletability check: project admins only.
@@ -336,9 +273,15 @@ async fn create_rules(db: Db) {
     let r = create_project(&t, dev, json!({"project_name": "byid"})).await;
     let loc = r.header("location").unwrap();
     let id: i64 = loc.strip_prefix("/api/v2.0/projects/").unwrap().parse().unwrap();
-    let r =
-        call(&t, "POST", "/api/v2.0/projects", dev, Some(json!({"project_name": "byname"})), &[("X-Resource-Name-In-Location", "true")])
-            .await;
+    let r = call_with(
+        &t,
+        "POST",
+        "/api/v2.0/projects",
+        dev,
+        Some(json!({"project_name": "byname"})),
+        &[("X-Resource-Name-In-Location", "true")],
+    )
+    .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.header("location").unwrap(), "/api/v2.0/projects/byname");
     // The creator owns the project and is its project admin; by id and by name.
@@ -360,7 +303,7 @@ async fn create_rules(db: Db) {
     assert_eq!(r.body[0]["role_name"], "projectAdmin");
     // A numeric name is a name with X-Is-Resource-Name.
     create_project(&t, dev, json!({"project_name": "2024"})).await;
-    let r = call(&t, "GET", "/api/v2.0/projects/2024", dev, None, &[("X-Is-Resource-Name", "true")]).await;
+    let r = call_with(&t, "GET", "/api/v2.0/projects/2024", dev, None, &[("X-Is-Resource-Name", "true")]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["name"], "2024");
     // Everything a ProjectReq carries.
@@ -404,7 +347,7 @@ async fn create_rules(db: Db) {
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert!(r.message().contains(needle), "{body}: {}", r.message());
     }
-    let r = call(&t, "POST", "/api/v2.0/projects", dev, None, &[("content-type", "application/json")]).await;
+    let r = call_with(&t, "POST", "/api/v2.0/projects", dev, None, &[("content-type", "application/json")]).await;
     assert_eq!(r.status, 400);
     t.shutdown().await;
 }
@@ -415,17 +358,17 @@ async fn creation_restriction_and_limit(db: Db) {
     let dev = as_user("dev");
     let limit_path = "/api/berth/v1/settings/project_limit_per_user";
     // The limit: unlimited by default, read and changed by system admins only.
-    let r = call(&t, "GET", limit_path, ADMIN, None, &[]).await;
+    let r = call(&t, "GET", limit_path, ADMIN, None).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"project_limit_per_user": -1})));
-    assert_eq!(call(&t, "GET", limit_path, dev, None, &[]).await.status, 403);
-    assert_eq!(call(&t, "GET", limit_path, None, None, &[]).await.status, 401);
-    assert_eq!(call(&t, "PUT", limit_path, dev, Some(json!({"project_limit_per_user": 100})), &[]).await.status, 403);
-    assert_eq!(call(&t, "PUT", limit_path, None, Some(json!({"project_limit_per_user": 100})), &[]).await.status, 401);
-    let r = call(&t, "PUT", limit_path, ADMIN, Some(json!({"project_limit_per_user": -5})), &[]).await;
+    assert_eq!(call(&t, "GET", limit_path, dev, None).await.status, 403);
+    assert_eq!(call(&t, "GET", limit_path, None, None).await.status, 401);
+    assert_eq!(call(&t, "PUT", limit_path, dev, Some(json!({"project_limit_per_user": 100}))).await.status, 403);
+    assert_eq!(call(&t, "PUT", limit_path, None, Some(json!({"project_limit_per_user": 100}))).await.status, 401);
+    let r = call(&t, "PUT", limit_path, ADMIN, Some(json!({"project_limit_per_user": -5}))).await;
     assert_eq!(r.status, 400, "{}", r.text);
-    let r = call(&t, "PUT", limit_path, ADMIN, Some(json!({"project_limit_per_user": 2})), &[]).await;
+    let r = call(&t, "PUT", limit_path, ADMIN, Some(json!({"project_limit_per_user": 2}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = call(&t, "GET", limit_path, ADMIN, None, &[]).await;
+    let r = call(&t, "GET", limit_path, ADMIN, None).await;
     assert_eq!(r.body, json!({"project_limit_per_user": 2}));
     // A user creates two projects, then is refused a third with a message that says why.
     new_project(&t, dev, "d1", false).await;
@@ -439,7 +382,7 @@ async fn creation_restriction_and_limit(db: Db) {
         new_project(&t, ADMIN, n, false).await;
     }
     // Raising the limit (a bare integer works too) lets the user create again.
-    let r = call(&t, "PUT", limit_path, ADMIN, Some(json!(-1)), &[]).await;
+    let r = call(&t, "PUT", limit_path, ADMIN, Some(json!(-1))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     new_project(&t, dev, "d3", false).await;
     // Creation restricted to system admins.
@@ -490,8 +433,7 @@ async fn list_visibility_and_paging(db: Db) {
     assert_eq!(r.body[0]["name"], "devs-own");
     // A personal access token limited to one project lists that project only.
     let r =
-        call(&t, "POST", "/api/berth/v1/users/current/tokens", as_user("dev"), Some(json!({"name": "ci", "projects": ["devs-own"]})), &[])
-            .await;
+        call(&t, "POST", "/api/berth/v1/users/current/tokens", as_user("dev"), Some(json!({"name": "ci", "projects": ["devs-own"]}))).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let secret: &'static str = Box::leak(r.body["token"].as_str().unwrap().to_string().into_boxed_str());
     let r = api(&t, "GET", "/projects", "/projects?page_size=100", Some(("dev", secret)), None).await;
@@ -654,7 +596,7 @@ async fn delete_needs_an_empty_project(db: Db) {
     new_project(&t, ADMIN, "empty", false).await;
     let r = api(&t, "DELETE", "/projects/{project_name_or_id}", "/projects/empty", ADMIN, None).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = call(&t, "HEAD", "/api/v2.0/projects?project_name=empty", ADMIN, None, &[]).await;
+    let r = call(&t, "HEAD", "/api/v2.0/projects?project_name=empty", ADMIN, None).await;
     assert_eq!(r.status, 404);
     let r = api(&t, "DELETE", "/projects/{project_name_or_id}", "/projects/empty", ADMIN, None).await;
     assert_eq!(r.status, 404);
@@ -692,11 +634,11 @@ async fn discovery_safety(db: Db) {
                 assert_eq!(a.text, b.text.replace(&missing, &existing), "{method} {template} as {who:?}");
             }
         }
-        let a = call(&t, "HEAD", "/api/v2.0/projects?project_name=secret", who, None, &[]).await;
-        let b = call(&t, "HEAD", "/api/v2.0/projects?project_name=nosuch", who, None, &[]).await;
+        let a = call(&t, "HEAD", "/api/v2.0/projects?project_name=secret", who, None).await;
+        let b = call(&t, "HEAD", "/api/v2.0/projects?project_name=nosuch", who, None).await;
         assert_eq!((a.status, b.status), (404, 404));
-        let r = call(&t, "POST", "/api/berth/v1/projects/secret/repositories", who, Some(json!({"name": "app"})), &[]).await;
-        let m = call(&t, "POST", "/api/berth/v1/projects/nosuch/repositories", who, Some(json!({"name": "app"})), &[]).await;
+        let r = call(&t, "POST", "/api/berth/v1/projects/secret/repositories", who, Some(json!({"name": "app"}))).await;
+        let m = call(&t, "POST", "/api/berth/v1/projects/nosuch/repositories", who, Some(json!({"name": "app"}))).await;
         assert_eq!((r.status, m.status), (404, 404));
         assert_eq!(r.text, m.text.replace("nosuch", "secret"));
     }
@@ -763,7 +705,7 @@ async fn auto_create_repository(db: Db) {
     let create = |who: Who, name: &str| {
         let body = json!({"name": name});
         let t = &t;
-        async move { call(t, "POST", "/api/berth/v1/projects/strict/repositories", who, Some(body), &[]).await }
+        async move { call(t, "POST", "/api/berth/v1/projects/strict/repositories", who, Some(body)).await }
     };
     assert_eq!(create(as_user("gu"), "team/tool").await.status, 403);
     assert_eq!(create(None, "team/tool").await.status, 404);
@@ -806,7 +748,7 @@ async fn audit_records(db: Db) {
     api(&t, "DELETE", "/projects/{project_name_or_id}/metadatas/{meta_name}", "/projects/audited/metadatas/severity", ADMIN, None).await;
     // A refused change leaves no record.
     api(&t, "PUT", "/projects/{project_name_or_id}", "/projects/audited", as_user("dev"), Some(json!({"metadata": {"public": "x"}}))).await;
-    let r = call(&t, "POST", "/api/berth/v1/projects/audited/repositories", as_user("dev"), Some(json!({"name": "app"})), &[]).await;
+    let r = call(&t, "POST", "/api/berth/v1/projects/audited/repositories", as_user("dev"), Some(json!({"name": "app"}))).await;
     assert_eq!(r.status, 201);
     let r = api(&t, "DELETE", "/projects/{project_name_or_id}", "/projects/audited", as_user("dev"), None).await;
     assert_eq!(r.status, 412);

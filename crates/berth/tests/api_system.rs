@@ -7,9 +7,11 @@
 
 mod common;
 mod contract;
+mod harbor;
 
 use berth::meta::Audit;
 use common::{ADMIN_PASSWORD, Db, TestApp, random_bytes};
+use harbor::{Creds, Resp, Who, api, call, check};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -17,64 +19,6 @@ const PW: &str = "Member-Passw0rd";
 const ADMIN: Who = Some(("admin", ADMIN_PASSWORD));
 const DEV: Who = Some(("dev", PW));
 const OUT: Who = Some(("out", PW));
-
-type Who<'a> = Option<(&'a str, &'a str)>;
-
-struct Resp {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn message(&self) -> String {
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-async fn call(t: &TestApp, method: &str, path: &str, who: Who<'_>, body: Option<Value>) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = t.http.request(m, format!("{}{path}", t.url));
-    if let Some((u, p)) = who {
-        r = r.basic_auth(u, Some(p));
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp { status, headers, body, text }
-}
-
-/// Checks a response against the contract: a declared status must match its schema; any
-/// other error must carry Harbor's error body with a message.
-#[track_caller]
-fn check(method: &str, template: &str, r: &Resp) {
-    let op = contract::operation(method, template);
-    let declared = op.response(r.status).is_some_and(|x| x.schema.is_some());
-    if (r.status < 300 || declared)
-        && let Err(e) = contract::validate_response(method, template, r.status, &r.body)
-    {
-        panic!("{method} {template} -> {}: {e:?}\n{}", r.status, r.text);
-    }
-    if r.status >= 400 {
-        if let Err(e) = contract::validate("Errors", &r.body) {
-            panic!("{method} {template} -> {}: {e:?}\n{}", r.status, r.text);
-        }
-        assert!(!r.message().is_empty(), "{method} {template} -> {}: no error message: {}", r.status, r.text);
-    }
-}
-
-/// Calls `/api/v2.0{path}` and checks the answer against the contract.
-async fn api(t: &TestApp, method: &str, template: &str, path: &str, who: Who<'_>, body: Option<Value>) -> Resp {
-    let r = call(t, method, &format!("/api/v2.0{path}"), who, body).await;
-    check(method, template, &r);
-    r
-}
 
 fn audit() -> Audit {
     Audit { operator: "test".into(), resource: "setup".into(), resource_type: "test", operation: "create", ..Default::default() }
@@ -172,11 +116,11 @@ async fn search_and_statistics(db: Db) {
     let secret_blobs = fixture(&t).await;
     let (robot_name, robot_secret) = robot(&t).await;
     let token = open_only_token(&t).await;
-    let robot_who: Who = Some((&robot_name, &robot_secret));
-    let token_who: Who = Some(("dev", &token));
+    let robot_who: Creds = Some((&robot_name, &robot_secret));
+    let token_who: Creds = Some(("dev", &token));
 
     // Search: projects and repositories by name fragment, as each caller may see them.
-    let cases: [(&str, Who, &[&str], &[&str]); 6] = [
+    let cases: [(&str, Creds, &[&str], &[&str]); 6] = [
         ("admin", ADMIN, &["hidden", "open", "secret"], &["hidden/app-three", "open/app-two", "secret/app-one"]),
         ("member", DEV, &["open", "secret"], &["open/app-two", "secret/app-one"]),
         ("non-member", OUT, &["open"], &["open/app-two"]),
@@ -351,7 +295,7 @@ async fn configurations(t: &TestApp) -> (Value, Value) {
     (body, limit)
 }
 
-async fn put_config(t: &TestApp, who: Who<'_>, body: Value) -> Resp {
+async fn put_config(t: &TestApp, who: Creds<'_>, body: Value) -> Resp {
     api(t, "PUT", "/configurations", "/configurations", who, Some(body)).await
 }
 
