@@ -403,8 +403,8 @@ pub async fn read_small(path: PathBuf, max: u64) -> std::io::Result<Option<Vec<u
 pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     tokio::task::spawn_blocking(move || {
-        let f = match File::open(&path) {
-            Ok(f) => std::sync::Arc::new(f),
+        let blob = match super::mapped::Blob::open(&path) {
+            Ok(b) => b,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
                 return;
@@ -415,7 +415,7 @@ pub fn read(path: PathBuf, start: u64, len: u64) -> super::BlobStream {
             // Windows after the first start on window boundaries.
             let n = ((end - at) as usize).min(MAP_CHUNK - (at % MAP_CHUNK as u64) as usize);
             let ahead = (end - at - n as u64).min(READ_AHEAD);
-            let chunk = super::mapped::read(&f, at, n, ahead);
+            let chunk = blob.window(at, n, ahead);
             let stop = chunk.is_err();
             at += n as u64;
             if tx.blocking_send(chunk).is_err() || stop {

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use memmap2::{Advice, Mmap, MmapOptions};
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -63,37 +64,52 @@ pub fn source(bytes: &[u8]) -> Option<(Arc<File>, u64)> {
     (addr + bytes.len() <= start + src.len).then(|| (src.file.clone(), src.at + (addr - start) as u64))
 }
 
-/// The `len` bytes of `f` at `at`, mapped and read into the page cache (from disk where
-/// they are not cached, the `ahead` bytes after them then read ahead in the background).
-/// Pages missing from the cache are read in here, on the caller's blocking thread, so
-/// sending them later does not stop an async worker on the disk.
-pub fn read(f: &Arc<File>, at: u64, len: usize, ahead: u64) -> std::io::Result<Bytes> {
-    if len == 0 {
-        return Ok(Bytes::new());
+/// An open blob file and its length, taken once: blob files never change once visible.
+pub struct Blob {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Blob {
+    pub fn open(path: &Path) -> std::io::Result<Blob> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Blob { file: Arc::new(file), len })
     }
-    if f.metadata()?.len() < at + len as u64 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    // SAFETY: blob files are never truncated or written once visible (module docs), and
-    // the range lies inside the file.
-    let map = unsafe { MmapOptions::new().offset(at).len(len).map(&**f) }?;
-    // Pages not yet cached are read in now, after asking for this window and the bytes
-    // after it, so the disk has the next reads queued while this one is sent. Cached
-    // pages are left alone: `sendfile` does not need them mapped, and a copy faults them
-    // in cheaply.
-    if !resident(&map) {
-        let advise = |from: u64, n: u64| rustix::fs::fadvise(f, from, std::num::NonZeroU64::new(n), rustix::fs::Advice::WillNeed);
-        let _ = advise(at, len as u64);
-        if ahead > 0 {
-            let _ = advise(at + len as u64, ahead);
+
+    /// The `len` bytes at `at`, mapped and read into the page cache (from disk where they
+    /// are not cached, the `ahead` bytes after them then read ahead in the background).
+    /// Pages missing from the cache are read in here, on the caller's blocking thread, so
+    /// sending them later does not stop an async worker on the disk.
+    pub fn window(&self, at: u64, len: usize, ahead: u64) -> std::io::Result<Bytes> {
+        if len == 0 {
+            return Ok(Bytes::new());
         }
-        map.advise(Advice::PopulateRead)?;
+        if self.len < at + len as u64 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let f = &self.file;
+        // SAFETY: blob files are never truncated or written once visible (module docs), and
+        // the range lies inside the file.
+        let map = unsafe { MmapOptions::new().offset(at).len(len).map(&**f) }?;
+        // Pages not yet cached are read in now, after asking for this window and the bytes
+        // after it, so the disk has the next reads queued while this one is sent. Cached
+        // pages are left alone: `sendfile` does not need them mapped, and a copy faults them
+        // in cheaply.
+        if !resident(&map) {
+            let advise = |from: u64, n: u64| rustix::fs::fadvise(f, from, std::num::NonZeroU64::new(n), rustix::fs::Advice::WillNeed);
+            let _ = advise(at, len as u64);
+            if ahead > 0 {
+                let _ = advise(at + len as u64, ahead);
+            }
+            map.advise(Advice::PopulateRead)?;
+        }
+        let mut live = LIVE.lock().expect("map list lock");
+        live.insert(map.as_ptr() as usize, Source { len, file: f.clone(), at });
+        COUNT.store(live.len(), Ordering::Release);
+        drop(live);
+        Ok(Bytes::from_owner(Window(map)))
     }
-    let mut live = LIVE.lock().expect("map list lock");
-    live.insert(map.as_ptr() as usize, Source { len, file: f.clone(), at });
-    COUNT.store(live.len(), Ordering::Release);
-    drop(live);
-    Ok(Bytes::from_owner(Window(map)))
 }
 
 /// Whether every page under `map` is in the page cache.
@@ -114,12 +130,12 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn file(len: usize) -> (tempfile::TempDir, Vec<u8>, Arc<File>) {
+    fn file(len: usize) -> (tempfile::TempDir, Vec<u8>, Blob) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
-        let f = Arc::new(File::open(&path).unwrap());
+        let f = Blob::open(&path).unwrap();
         (dir, data, f)
     }
 
@@ -127,18 +143,18 @@ mod tests {
     fn maps_ranges_at_any_offset() {
         let (_dir, data, f) = file(3 * 4096 + 123);
         for (at, len) in [(0, data.len()), (1, 10), (4095, 4098), (5000, 7000), (data.len() - 1, 1)] {
-            let b = read(&f, at as u64, len, 4096).expect("read");
+            let b = f.window(at as u64, len, 4096).expect("read");
             assert_eq!(&b[..], &data[at..at + len], "at {at} len {len}");
         }
-        assert!(read(&f, 0, 0, 0).unwrap().is_empty());
+        assert!(f.window(0, 0, 0).unwrap().is_empty());
     }
 
     #[test]
     fn mapped_bytes_name_their_file_and_offset_while_they_live() {
         let (_dir, data, f) = file(5 * 4096);
-        let b = read(&f, 4096 + 7, 3 * 4096, 0).unwrap();
+        let b = f.window(4096 + 7, 3 * 4096, 0).unwrap();
         let (file, at) = source(&b[100..200]).expect("listed");
-        assert!(Arc::ptr_eq(&file, &f));
+        assert!(Arc::ptr_eq(&file, &f.file));
         assert_eq!(at, 4096 + 7 + 100);
         assert!(source(&b[..]).is_some());
         let copy = b.to_vec();
@@ -147,31 +163,31 @@ mod tests {
         drop((b, file));
         // The map is gone from the list with its last Bytes (another test's map may
         // since have taken the address, but not with this file).
-        assert!(LIVE.lock().unwrap().get(&addr).is_none_or(|s| !Arc::ptr_eq(&s.file, &f)));
-        assert_eq!(Arc::strong_count(&f), 1);
+        assert!(LIVE.lock().unwrap().get(&addr).is_none_or(|s| !Arc::ptr_eq(&s.file, &f.file)));
+        assert_eq!(Arc::strong_count(&f.file), 1);
         let _ = data;
     }
 
     #[test]
     fn never_maps_past_the_end_of_the_file() {
         let (_dir, data, f) = file(4096 + 10);
-        let e = read(&f, 4096, data.len(), 0).unwrap_err();
+        let e = f.window(4096, data.len(), 0).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
     fn reads_pages_that_are_not_cached() {
         let (_dir, data, f) = file(1 << 20);
-        f.sync_all().unwrap();
-        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        let b = read(&f, 4096, data.len() - 4096, 0).unwrap();
+        f.file.sync_all().unwrap();
+        rustix::fs::fadvise(&*f.file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        let b = f.window(4096, data.len() - 4096, 0).unwrap();
         assert_eq!(&b[..], &data[4096..]);
     }
 
     #[test]
     fn a_map_outlives_the_unlinked_file() {
         let (dir, data, f) = file(2 * 4096);
-        let b = read(&f, 0, data.len(), 0).unwrap();
+        let b = f.window(0, data.len(), 0).unwrap();
         drop(f);
         std::fs::remove_file(dir.path().join("blob")).unwrap();
         assert_eq!(&b[..], &data[..]);

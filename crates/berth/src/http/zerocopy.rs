@@ -63,6 +63,24 @@ impl Conn {
             }
         }
     }
+
+    /// Writes `buf`: from its file when it is mapped blob bytes (`source` is where they come
+    /// from), else as usual.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        source: Option<(std::sync::Arc<std::fs::File>, u64)>,
+    ) -> Poll<io::Result<usize>> {
+        if let Some((file, at)) = source {
+            match ready!(self.poll_sendfile(cx, &file, at, buf.len())) {
+                // Nothing taken from the file (it ended early): the mapped bytes are sent instead.
+                Ok(0) => {}
+                r => return Poll::Ready(r),
+            }
+        }
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
 }
 
 impl AsyncRead for Conn {
@@ -73,14 +91,7 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some((file, at)) = mapped::source(buf) {
-            match ready!(self.poll_sendfile(cx, &file, at, buf.len())) {
-                // Nothing taken from the file (it ended early): the mapped bytes are sent instead.
-                Ok(0) => {}
-                r => return Poll::Ready(r),
-            }
-        }
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        self.poll_send(cx, buf, mapped::source(buf))
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
@@ -88,8 +99,8 @@ impl AsyncWrite for Conn {
         // buffer at the front goes alone, from its file. A partial write is fine either way.
         let first = bufs.iter().position(|b| !b.is_empty());
         let Some(first) = first else { return Poll::Ready(Ok(0)) };
-        if mapped::source(&bufs[first]).is_some() {
-            return self.poll_write(cx, &bufs[first]);
+        if let Some(source) = mapped::source(&bufs[first]) {
+            return self.poll_send(cx, &bufs[first], Some(source));
         }
         let plain = bufs[first..].iter().position(|b| mapped::source(b).is_some()).map_or(bufs.len(), |k| first + k);
         Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[first..plain])
