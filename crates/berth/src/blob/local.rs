@@ -1,16 +1,17 @@
-//! Fast paths for a store on the local filesystem: uploads are written with
-//! `O_DIRECT` in aligned blocks, each block written and hashed on the blocking pool
-//! while the request task receives the next ones, and blob reads send the file's
-//! pages from the page cache through memory maps (`mapped`), read by one blocking
-//! task per response.
+//! Fast paths for a store on the local filesystem: uploads are copied into blocks, each
+//! block written and hashed on the blocking pool while the request task receives the next
+//! ones, and blob reads send the file's pages from the page cache through memory maps
+//! (`mapped`), read by one blocking task per response.
 //!
-//! Buffered writes cost several times the CPU of direct writes on ext4 and
-//! throttle uploads to a few hundred MB/s; direct writes skip the page cache.
-//! Unaligned pieces (the start of a chunk that continues an unaligned upload, and
-//! the tail) are written with an ordinary descriptor. The kernel is asked to read
-//! the start of a new blob ahead once it is in place, for the pull that usually
-//! follows a push (reading all of it back costs uploads that follow too much of the
-//! disk: measured, back-to-back 64 MiB pushes ran 30-40% slower).
+//! Uploads go through the page cache, so a blob just pushed is still cached for the pull
+//! that usually follows it. Each block's writeback to the disk starts as soon as it is
+//! written (`sync_file_range`), so the disk works alongside the upload and the dirty pages
+//! one upload leaves are few, instead of piling up for the kernel to write back later, in
+//! the middle of other requests.
+//!
+//! Received chunks are copied into pooled blocks rather than written as they are: holding
+//! hyper's receive buffers for the writes makes it allocate fresh ones, whose first touch
+//! (page faults, zeroing) cost more than the copy.
 
 use super::AppendError;
 use crate::error::Error;
@@ -18,14 +19,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use oci::Hasher;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Alignment O_DIRECT needs for buffer addresses, offsets and lengths.
-const ALIGN: usize = 4096;
-/// Bytes per direct write (the most a buffer grows to).
+/// Bytes per write (the most a block grows to).
 const BLOCK: usize = 2 << 20;
-/// First size of a buffer: small uploads never allocate a whole block.
+/// First size of a block: small uploads never allocate a whole one.
 const FIRST: usize = 64 << 10;
 /// Bytes per mapped window of a blob being sent (windows in flight count in the server's RSS).
 const MAP_CHUNK: usize = 4 << 20;
@@ -34,142 +33,96 @@ const MAP_CHUNK: usize = 4 << 20;
 /// size per request (8 MiB here); asking for more in steps measured no faster.
 const READ_AHEAD: u64 = 8 << 20;
 
-/// A heap buffer whose usable part starts at an ALIGN boundary; it grows to BLOCK.
-struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
+/// Received bytes gathered for one write; it grows to BLOCK.
+struct Buf {
+    data: Vec<u8>,
     pool: std::sync::Arc<BufPool>,
 }
 
-impl AlignedBuf {
-    fn new(pool: &std::sync::Arc<BufPool>) -> AlignedBuf {
+impl Buf {
+    fn new(pool: &std::sync::Arc<BufPool>) -> Buf {
         Self::with_capacity(pool, FIRST)
     }
     /// Small buffers are allocated; full-size ones come from (and go back to) the pool.
-    fn with_capacity(pool: &std::sync::Arc<BufPool>, cap: usize) -> AlignedBuf {
-        let raw = if cap >= BLOCK { pool.take() } else { vec![0u8; cap + ALIGN] };
-        let start = raw.as_ptr().align_offset(ALIGN);
-        AlignedBuf { raw, start, len: 0, pool: pool.clone() }
+    fn with_capacity(pool: &std::sync::Arc<BufPool>, cap: usize) -> Buf {
+        let data = if cap >= BLOCK { pool.take() } else { Vec::with_capacity(cap) };
+        Buf { data, pool: pool.clone() }
     }
-    fn capacity(&self) -> usize {
-        self.raw.len() - ALIGN
+    fn len(&self) -> usize {
+        self.data.len()
     }
     fn room(&self) -> usize {
-        BLOCK - self.len
+        BLOCK - self.len()
     }
     fn push(&mut self, b: &[u8]) {
-        if self.len + b.len() > self.capacity() {
-            let mut bigger = Self::with_capacity(&self.pool, (self.len + b.len()).next_power_of_two().clamp(FIRST, BLOCK));
-            bigger.push(self.filled());
+        if self.len() + b.len() > self.data.capacity() {
+            let mut bigger = Self::with_capacity(&self.pool, (self.len() + b.len()).next_power_of_two().clamp(FIRST, BLOCK));
+            bigger.data.extend_from_slice(&self.data);
             *self = bigger;
         }
-        let at = self.start + self.len;
-        self.raw[at..at + b.len()].copy_from_slice(b);
-        self.len += b.len();
-    }
-    fn filled(&self) -> &[u8] {
-        &self.raw[self.start..self.start + self.len]
+        self.data.extend_from_slice(b);
     }
 }
 
-impl Drop for AlignedBuf {
+impl Drop for Buf {
     fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.raw));
+        self.pool.give(std::mem::take(&mut self.data));
     }
 }
 
-fn open(path: &Path, direct: bool) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create(true);
-    if direct {
-        o.custom_flags(libc::O_DIRECT);
-    }
-    o.open(path)
-}
-
-/// The upload file's descriptors: opened by a request's first write (on the blocking pool,
-/// with it), then shared by the writes in flight; the direct one on the first aligned write.
-struct Files {
-    path: PathBuf,
-    plain: File,
-    /// None once `O_DIRECT` was refused (tmpfs): aligned writes then go through `plain`.
-    direct: std::sync::OnceLock<Option<File>>,
-}
-
-type Shared = std::sync::Arc<Files>;
-
-impl Files {
-    /// Opens the upload file for writing from `offset`, creating its directory on first use
-    /// and cutting off anything past `offset` (a request that broke off may have left more).
-    fn open(path: PathBuf, offset: u64) -> std::io::Result<Files> {
-        let plain = match open(&path, false) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                open(&path, false)?
+/// Opens the upload file for writing from `offset`, creating its directory on first use
+/// and cutting off anything past `offset` (a request that broke off may have left more).
+fn open_at(path: &Path, offset: u64) -> std::io::Result<File> {
+    let open = || OpenOptions::new().write(true).create(true).truncate(false).open(path);
+    let file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
             }
-            r => r?,
-        };
-        plain.set_len(offset)?;
-        Ok(Files { path, plain, direct: std::sync::OnceLock::new() })
-    }
-
-    /// Writes `buf` at `offset`: the aligned prefix directly, any remainder buffered.
-    fn write(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        let aligned = if offset.is_multiple_of(ALIGN as u64) { buf.len() / ALIGN * ALIGN } else { 0 };
-        if aligned > 0 {
-            let direct = match self.direct.get() {
-                Some(d) => d,
-                None => {
-                    let d = match open(&self.path, true) {
-                        Ok(f) => Some(f),
-                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
-                        Err(e) => return Err(e),
-                    };
-                    // Two writes may race to open it; either descriptor will do.
-                    let _ = self.direct.set(d);
-                    self.direct.get().expect("set")
-                }
-            };
-            direct.as_ref().unwrap_or(&self.plain).write_all_at(&buf[..aligned], offset)?;
+            open()?
         }
-        if aligned < buf.len() {
-            self.plain.write_all_at(&buf[aligned..], offset + aligned as u64)?;
-        }
-        Ok(())
-    }
+        r => r?,
+    };
+    file.set_len(offset)?;
+    Ok(file)
 }
 
-/// A write on the blocking pool: it hands back the descriptors (opened by it if it was the
+/// Writes `buf` at `at` into the page cache and starts its writeback without waiting for
+/// it (where the filesystem cannot, the kernel writes it back later as it would anyway).
+fn write_at(file: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
+    file.write_all_at(buf, at)?;
+    super::mapped::start_writeback(file, at, buf.len());
+    Ok(())
+}
+
+/// A write on the blocking pool: it hands back the file (opened by it if it was the
 /// request's first), and the block it wrote, for reuse.
 struct Write {
-    job: tokio::task::JoinHandle<std::io::Result<Shared>>,
-    block: std::sync::Arc<AlignedBuf>,
+    job: tokio::task::JoinHandle<std::io::Result<std::sync::Arc<File>>>,
+    block: std::sync::Arc<Buf>,
 }
 
-/// Writes `block` at `at` on the blocking pool, through `files`, or opening them (cutting the
-/// file to `offset`) when the request has none yet.
-fn spawn_write(files: Option<Shared>, path: &Path, offset: u64, block: std::sync::Arc<AlignedBuf>, at: u64) -> Write {
+/// Writes `block` at `at` on the blocking pool, through `file`, or opening it (cutting it to
+/// `offset`) when the request has none yet.
+fn spawn_write(file: Option<std::sync::Arc<File>>, path: &Path, offset: u64, block: std::sync::Arc<Buf>, at: u64) -> Write {
     let (path, b) = (path.to_path_buf(), block.clone());
     let job = tokio::task::spawn_blocking(move || {
-        let files = match files {
+        let file = match file {
             Some(f) => f,
-            None => std::sync::Arc::new(Files::open(path, offset)?),
+            None => std::sync::Arc::new(open_at(&path, offset)?),
         };
-        files.write(b.filled(), at)?;
-        Ok(files)
+        write_at(&file, &b.data, at)?;
+        Ok(file)
     });
     Write { job, block }
 }
 
 impl Write {
-    /// Waits for the write; its descriptors, and the block's buffer when nothing else holds it.
-    async fn finish(self) -> Result<(std::io::Result<Shared>, Option<AlignedBuf>), AppendError> {
+    /// Waits for the write; its file, and the block's buffer when nothing else holds it.
+    async fn finish(self) -> Result<(std::io::Result<std::sync::Arc<File>>, Option<Buf>), AppendError> {
         let r = self.job.await.map_err(|e| AppendError::Store(Error::internal(e)))?;
         let buf = std::sync::Arc::try_unwrap(self.block).ok().map(|mut b| {
-            b.len = 0;
+            b.data.clear();
             b
         });
         Ok((r, buf))
@@ -186,23 +139,22 @@ const RAMP: usize = 256 << 10;
 fn next_limit(last: usize, remaining: Option<u64>) -> usize {
     let grown = (last * 2).clamp(RAMP, BLOCK);
     match remaining {
-        Some(r) if r < 2 * BLOCK as u64 => grown.min((r as usize / 2 / ALIGN * ALIGN).max(RAMP)),
+        Some(r) if r < 2 * BLOCK as u64 => grown.min((r as usize / 2).max(RAMP)),
         _ => grown,
     }
 }
 
-/// Full blocks written at once: two keep the device busy between one write's end and the
-/// next one's start (one 2 MiB direct write at a time runs this disk at 1.2 GB/s, two at 1.75).
+/// Full blocks written at once, while the next is received and the one before is hashed.
 const WRITES_IN_FLIGHT: usize = 2;
 
 /// Appends `body` (`length` bytes if declared: only block sizes depend on it) to the file at
 /// `path` from `offset`, feeding `hasher` if given.
 ///
-/// A pipeline: this task receives the body into aligned blocks; each full block is written
-/// and hashed on the blocking pool while the next ones are received. So receiving, hashing
+/// A pipeline: this task receives the body into blocks; each full block is written and
+/// hashed on the blocking pool while the next ones are received. So receiving, hashing
 /// and writing each get a core of their own, where hashing on this task would add its time
 /// to receiving's. Blocks are hashed in order (a block's hash starts once the one before has
-/// handed the hasher back); up to `WRITES_IN_FLIGHT` writes run at once, through descriptors
+/// handed the hasher back); up to `WRITES_IN_FLIGHT` writes run at once, through the file
 /// the request's first write opened.
 pub async fn append<S, E>(
     pool: &std::sync::Arc<BufPool>,
@@ -226,13 +178,12 @@ where
     let mut hashing: Option<tokio::task::JoinHandle<Hasher>> = None;
     // Nothing touches the file before the first block (or the end of a small body) is
     // written: opening it goes with that write, one trip to the blocking pool.
-    let mut buf = AlignedBuf::new(pool);
-    let mut spare: Vec<AlignedBuf> = Vec::new();
+    let mut buf = Buf::new(pool);
+    let mut spare: Vec<Buf> = Vec::new();
     let mut writes: std::collections::VecDeque<Write> = Default::default();
-    let mut files: Option<Shared> = None;
+    let mut file: Option<std::sync::Arc<File>> = None;
     let mut pos = offset;
-    // The first block ends at an ALIGN boundary so that later blocks are aligned.
-    let mut limit = if offset.is_multiple_of(ALIGN as u64) { next_limit(0, length) } else { ALIGN - (offset % ALIGN as u64) as usize };
+    let mut limit = next_limit(0, length);
     let mut written = 0u64;
     let mut failure = None;
     'recv: loop {
@@ -247,33 +198,33 @@ where
         written += chunk.len() as u64;
         let mut rest: &[u8] = &chunk;
         while !rest.is_empty() {
-            let take = rest.len().min(buf.room()).min(limit - buf.len);
+            let take = rest.len().min(buf.room()).min(limit - buf.len());
             buf.push(&rest[..take]);
             rest = &rest[take..];
-            if buf.len < limit {
+            if buf.len() < limit {
                 continue;
             }
             if let Some(h) = hashing.take() {
                 running = Some(h.await.map_err(join)?);
             }
             // Until the first write has opened the file, one write at a time.
-            while writes.len() >= WRITES_IN_FLIGHT || (files.is_none() && !writes.is_empty()) {
+            while writes.len() >= WRITES_IN_FLIGHT || (file.is_none() && !writes.is_empty()) {
                 let (r, b) = writes.pop_front().expect("a write in flight").finish().await?;
                 spare.extend(b);
                 match r {
-                    Ok(f) => files = Some(f),
+                    Ok(f) => file = Some(f),
                     Err(e) => {
                         failure = Some(store(e));
                         break 'recv;
                     }
                 }
             }
-            let next = spare.pop().unwrap_or_else(|| AlignedBuf::new(pool));
+            let next = spare.pop().unwrap_or_else(|| Buf::new(pool));
             let full = std::sync::Arc::new(std::mem::replace(&mut buf, next));
-            writes.push_back(spawn_write(files.clone(), &path, offset, full.clone(), pos));
+            writes.push_back(spawn_write(file.clone(), &path, offset, full.clone(), pos));
             hashing = running.take().map(|mut h| {
                 tokio::task::spawn_blocking(move || {
-                    h.update(full.filled());
+                    h.update(&full.data);
                     h
                 })
             });
@@ -286,23 +237,23 @@ where
     }
     if failure.is_none() {
         // The tail, or for an empty body the file itself, which must exist with `offset` bytes.
-        if buf.len > 0 || pos == offset {
-            if files.is_none()
+        if buf.len() > 0 || pos == offset {
+            if file.is_none()
                 && let Some(first) = writes.pop_front()
             {
-                // The tail needs the descriptors the first write opens.
+                // The tail needs the file the first write opens.
                 let (r, _) = first.finish().await?;
                 match r {
-                    Ok(f) => files = Some(f),
+                    Ok(f) => file = Some(f),
                     Err(e) => failure = Some(store(e)),
                 }
             }
             if failure.is_none() {
                 let tail = std::sync::Arc::new(buf);
-                writes.push_back(spawn_write(files.clone(), &path, offset, tail.clone(), pos));
+                writes.push_back(spawn_write(file.clone(), &path, offset, tail.clone(), pos));
                 // Hashed here while it is written.
                 if let Some(h) = running.as_mut() {
-                    h.update(tail.filled());
+                    h.update(&tail.data);
                 }
             }
         }
@@ -324,8 +275,6 @@ where
     Ok(written)
 }
 
-/// Size of a pooled block buffer: a block plus room to align it.
-const POOL_BUF: usize = BLOCK + ALIGN;
 /// Pooled buffers kept for reuse.
 const POOL_KEEP: usize = 8;
 
@@ -337,11 +286,12 @@ pub struct BufPool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl BufPool {
     fn take(&self) -> Vec<u8> {
-        self.0.lock().expect("pool lock").pop().unwrap_or_else(|| vec![0u8; POOL_BUF])
+        self.0.lock().expect("pool lock").pop().unwrap_or_else(|| Vec::with_capacity(BLOCK))
     }
-    fn give(&self, v: Vec<u8>) {
+    fn give(&self, mut v: Vec<u8>) {
         let mut free = self.0.lock().expect("pool lock");
-        if free.len() < POOL_KEEP && v.len() == POOL_BUF {
+        if free.len() < POOL_KEEP && v.capacity() == BLOCK {
+            v.clear();
             free.push(v);
         }
     }
@@ -349,9 +299,7 @@ impl BufPool {
 
 /// Makes the verified upload `from` the blob `to` in one trip to the blocking pool: kept as is
 /// if the blob exists already (the upload is removed), else renamed into place (creating
-/// the blob's directory on first use). Then asks the kernel to read the start of a new blob
-/// into the page cache (one request, which the kernel caps at its readahead size): its blocks
-/// were written with `O_DIRECT`, so they are not there.
+/// the blob's directory on first use).
 pub async fn promote(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || {
         if to.try_exists()? {
@@ -366,9 +314,6 @@ pub async fn promote(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
                 std::fs::rename(&from, &to)?;
             }
             r => r?,
-        }
-        if let Ok(f) = File::open(&to) {
-            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
         }
         Ok(())
     })
@@ -452,6 +397,8 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(at, data.len() as u64);
+        // Written through the page cache: the pull that follows a push finds it there.
+        assert!(super::super::mapped::cached(&path).unwrap(), "an upload's pages are cached once written");
         assert_eq!(std::fs::read(&path).unwrap(), data);
         assert!(h.finish().verify(&data));
         // Ranges that start unaligned, cross read chunks, and end at the file's end.

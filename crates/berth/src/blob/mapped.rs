@@ -7,7 +7,9 @@
 //! them into the socket: the same bytes, without the copy. Anything else that reads
 //! the bytes (a consumer that copies them, a test) reads ordinary memory.
 //!
-//! This is the only module of Berth with `unsafe` code: mapping a file. A map is
+//! This is the only module of Berth with `unsafe` code: mapping a file, asking which of
+//! its pages are cached, and starting the writeback of pages just written
+//! (`start_writeback`, used by uploads; no safe binding of the call exists). A map is
 //! sound only while nobody truncates or rewrites the file. Blob files are written
 //! aside, renamed into place once verified, and from then on only ever unlinked (an
 //! unlinked file stays whole for a map of it), so nothing in Berth changes a mapped
@@ -112,6 +114,16 @@ impl Blob {
     }
 }
 
+/// Whether every page of the file at `path` is in the page cache.
+#[cfg(test)]
+pub fn cached(path: &Path) -> std::io::Result<bool> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len() as usize;
+    // SAFETY: a test's file, which nothing changes while it is mapped.
+    let map = unsafe { MmapOptions::new().len(len).map(&file) }?;
+    Ok(resident(&map))
+}
+
 /// Whether every page under `map` is in the page cache.
 fn resident(map: &Mmap) -> bool {
     let page = rustix::param::page_size();
@@ -123,6 +135,15 @@ fn resident(map: &Mmap) -> bool {
     // boundary below the requested offset), and `pages` holds one byte per page of it.
     let rc = unsafe { libc::mincore(start as *mut libc::c_void, span, pages.as_mut_ptr()) };
     rc == 0 && pages.iter().all(|p| p & 1 == 1)
+}
+
+/// Starts writing `len` bytes of `file` from `at` back to the disk, without waiting for it
+/// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`): the pages stay cached. Advisory; where
+/// the filesystem refuses, the kernel writes the pages back later as it would anyway.
+pub fn start_writeback(file: &File, at: u64, len: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the call reads no memory of the process; `file` is an open descriptor.
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), at as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 #[cfg(test)]

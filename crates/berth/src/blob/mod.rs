@@ -36,7 +36,7 @@ pub struct BlobStore {
     /// Root directory when the backend is the local filesystem (enables the read fast path).
     local: Option<PathBuf>,
     can_append: bool,
-    /// Read buffers of the local fast path, reused across responses.
+    /// Upload blocks of the local fast path, reused across requests.
     pool: std::sync::Arc<local::BufPool>,
 }
 
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(out, b"blob");
     }
 
-    /// The local fast path: blocks written directly while the next arrive, a tail written
+    /// The local fast path: blocks written while the next arrive, a tail written
     /// beside the last block, a session continued at an unaligned offset, a request that
     /// restarts lower cutting off what a broken one left, promotion and a whole read.
     #[tokio::test]
