@@ -58,6 +58,16 @@ impl Server {
         self.status_kb("VmRSS")
     }
 
+    /// Before a measured loop on this machine: writes every dirty page back to the disk
+    /// (sync(2)), so that no registry's writeback of what came before (setup, an earlier
+    /// row) runs during the loop. A registry that writes back as it goes and one that leaves
+    /// it to the kernel for later then both start the loop with nothing pending.
+    pub async fn settle(&self) {
+        if self.pid.is_some() {
+            let _ = tokio::task::spawn_blocking(sync).await;
+        }
+    }
+
     /// Reset the RSS high-water mark and note the CPU time so far.
     pub fn begin(&self) -> Probe {
         if let Some(p) = self.pid {
@@ -76,6 +86,12 @@ impl Server {
             peak_rss_kb: self.status_kb("VmHWM"),
         }
     }
+}
+
+#[allow(unsafe_code)]
+fn sync() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() }
 }
 
 #[allow(unsafe_code)]

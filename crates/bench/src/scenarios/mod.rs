@@ -60,6 +60,7 @@ impl Ctx {
         Fut: Future<Output = Result<Work, String>> + Send + 'static,
     {
         eprintln!("{name}: {count} operations at concurrency {conc} (at most {}s)", limit.as_secs());
+        self.server.settle().await;
         let probe = self.server.begin();
         let out = run_loop(conc, count, limit, op).await;
         let usage = self.server.end(probe);
