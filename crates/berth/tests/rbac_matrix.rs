@@ -3,7 +3,8 @@
 //! The matrix and the robot catalogue are written here as RBAC.md prints them, not taken
 //! from `auth::policy`, so a wrong policy row fails this test. For every row that has an
 //! operation, every principal — the five roles, a non-member, anonymous, a system admin, a
-//! project robot holding exactly that permission and one without it — calls it on a private
+//! project robot holding exactly that permission (and what the operation hands on: the role
+//! a member is given, the robot deleted) and one without it — calls it on a private
 //! and on a public project, and the exact status is asserted:
 //! - the permission is held: the operation's success status;
 //! - not held, and the caller may neither read the project nor do the operation: 404, as for
@@ -166,6 +167,21 @@ fn matrix_rows() -> Vec<(String, String)> {
             let c = cells(l);
             (if c[0] == "(self)" { String::new() } else { c[0].clone() }, c[1].clone())
         })
+        .collect()
+}
+
+/// The permissions of a role, by RBAC.md, that a project robot can be granted.
+fn role_grants(role_id: i64) -> Vec<(String, String)> {
+    let column = match role_id {
+        role::PROJECT_ADMIN => 0,
+        role::MAINTAINER => 1,
+        role::DEVELOPER => 2,
+        role::GUEST => 3,
+        _ => 4,
+    };
+    matrix_rows()
+        .into_iter()
+        .filter(|(r, a)| matrix_row(r, a)[column] && robot_grantable(r, a))
         .collect()
 }
 
@@ -549,11 +565,17 @@ impl World {
 
     /// A project robot with exactly one permission; returns its name and secret.
     async fn robot(&self, project: &Project, resource: &str, action: &str) -> (String, String, i64) {
+        self.robot_with(project, &[(resource, action)]).await
+    }
+
+    /// A project robot with exactly these permissions; returns its name and secret.
+    async fn robot_with(&self, project: &Project, permissions: &[(&str, &str)]) -> (String, String, i64) {
+        let access: Vec<Value> = permissions.iter().map(|(r, a)| json!({"resource": r, "action": a})).collect();
         let body = json!({
             "name": format!("r{}", self.next()),
             "level": "project",
             "duration": -1,
-            "permissions": [{"kind": "project", "namespace": project.name, "access": [{"resource": resource, "action": action}]}],
+            "permissions": [{"kind": "project", "namespace": project.name, "access": access}],
         });
         let r = self
             .t
@@ -585,7 +607,17 @@ impl World {
             Who::Anonymous => None,
             Who::SysAdmin => Some(("admin".into(), ADMIN_PASSWORD.into())),
             Who::RobotWith => {
-                let (n, s, _) = self.robot(project, resource, action).await;
+                // A robot hands on only what it holds: one that gives a role also holds the
+                // role's grantable permissions, one that deletes a robot holds that robot's.
+                let handed_on: Vec<(String, String)> = match (resource, action) {
+                    ("member", "create") => role_grants(role::GUEST),
+                    ("member", "update") => role_grants(role::DEVELOPER),
+                    ("robot", "delete") => vec![("repository".into(), "pull".into())],
+                    _ => vec![],
+                };
+                let mut permissions = vec![(resource, action)];
+                permissions.extend(handed_on.iter().map(|(r, a)| (r.as_str(), a.as_str())));
+                let (n, s, _) = self.robot_with(project, &permissions).await;
                 Some((n, s))
             }
             Who::RobotWithout => {

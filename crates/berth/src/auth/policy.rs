@@ -73,6 +73,12 @@ impl Principal {
             Principal::Anonymous | Principal::Robot { .. } => None,
         }
     }
+    /// A personal access token limited to some projects or actions. It acts only inside its
+    /// limits: never at system scope, and never on accounts (its user's profile, password and
+    /// tokens, robots, new projects).
+    pub fn is_limited(&self) -> bool {
+        matches!(self, Principal::Token { limits, .. } if limits.projects.is_some() || limits.actions.is_some())
+    }
     pub fn token_limits(&self) -> Option<&TokenLimits> {
         match self {
             Principal::Token { limits, .. } => Some(limits),
@@ -242,8 +248,9 @@ pub fn allows(principal: &Principal, scope: Scope<'_>, resource: &str, action: &
             if *sysadmin {
                 return true;
             }
-        } else if *sysadmin && limits.projects.is_none() {
-            return true;
+        } else if principal.is_limited() {
+            // Limits name projects and actions: nothing outside a project is within them.
+            return false;
         }
     }
     match scope {
@@ -280,6 +287,12 @@ fn robot_allows(grants: &[RobotGrant], project_level: bool, scope: Scope<'_>, re
     // For project robots, push implies pull.
     let implied = project_level && resource == "repository" && action == "pull" && grants.iter().any(|g| g.allow && matches(g, "push"));
     public_grant || implied || grants.iter().any(|g| g.allow && matches(g, action))
+}
+
+/// Every (resource, action) the role `role` holds in a project (nothing for an unknown role).
+pub fn role_permissions(role: i64) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let bit = role_bit(role);
+    PROJECT_MATRIX.iter().filter(move |(_, _, roles, _)| roles & bit != 0).map(|(r, a, _, _)| (*r, *a))
 }
 
 /// Every (resource, action) a set of roles holds in a project (for `/users/current/permissions`).
@@ -346,6 +359,11 @@ mod tests {
         );
         assert!(!allows(&team_only, Scope::Project(Some(&other)), "repository", "pull"));
         assert!(!allows(&team_only, Scope::System, "catalog", "read"));
+        let admin_updates = limited_token(None, Some(vec!["update".into()]), true);
+        assert!(admin_updates.is_limited() && !admin_updates.is_sysadmin());
+        assert!(!allows(&admin_updates, Scope::System, "user", "update"), "a limited token acts at no system scope");
+        assert!(allows(&admin_updates, Scope::Project(Some(&other)), "", "update"));
+        assert!(!limited_token(None, None, false).is_limited());
         assert!(limited_token(None, None, true).is_sysadmin());
         let grant = |kind: &str, ns: &str, res: &str, act: &str, allow: bool| RobotGrant {
             kind: kind.into(),
@@ -384,5 +402,8 @@ mod tests {
         assert!(allows(&fleet, Scope::System, "catalog", "read"));
         assert!(!fleet.is_sysadmin() && fleet.user_id().is_none());
         assert_eq!(project_permissions(&ProjectFacts { public: false, roles: vec![role::GUEST], ..Default::default() }).len(), 20);
+        assert_eq!(role_permissions(role::GUEST).count(), 20);
+        assert_eq!(role_permissions(role::PROJECT_ADMIN).count(), 75);
+        assert_eq!(role_permissions(0).count(), 0);
     }
 }

@@ -16,7 +16,8 @@ use crate::app::App;
 use crate::auth::policy::{Principal, ProjectFacts};
 use crate::error::{Error, Result};
 use crate::meta::{
-    AllowlistRow, Audit, CreateProject, DeleteProject, NewProject, ProjectCond, ProjectDetail, ProjectRow, ProjectSort, ProjectUpdate,
+    AllowlistRow, Audit, CreateProject, DeleteProject, NewProject, ProjectCond, ProjectDetail, ProjectKeyRef, ProjectRow, ProjectSort,
+    ProjectUpdate,
 };
 use oci::{ErrorCode, RepoName};
 use std::collections::HashMap;
@@ -77,30 +78,23 @@ pub enum ProjectKey<'a> {
     Name(&'a str),
 }
 
-/// The project and the principal's facts in it, or None if it does not exist.
+/// The project and the principal's facts in it, or None if it does not exist. One query
+/// either way: a project the caller cannot see costs the same work as a missing one.
 pub async fn facts(app: &App, project: &str, principal: &Principal) -> Result<Option<(ProjectRow, ProjectFacts)>> {
-    let Some(row) = app.meta.project_by_name(project).await? else { return Ok(None) };
-    let facts = facts_of(app, &row, principal).await?;
-    Ok(Some((row, facts)))
+    lookup(app, ProjectKey::Name(project), principal).await
 }
 
 /// Like `facts`, for a project named by id or name.
 pub async fn lookup(app: &App, key: ProjectKey<'_>, principal: &Principal) -> Result<Option<(ProjectRow, ProjectFacts)>> {
-    let row = match key {
-        ProjectKey::Id(id) => app.meta.project_by_id(id).await?,
-        ProjectKey::Name(name) => app.meta.project_by_name(name).await?,
+    let key = match key {
+        ProjectKey::Id(id) => ProjectKeyRef::Id(id),
+        ProjectKey::Name(name) => ProjectKeyRef::Name(name),
     };
-    let Some(row) = row else { return Ok(None) };
-    let facts = facts_of(app, &row, principal).await?;
-    Ok(Some((row, facts)))
-}
-
-async fn facts_of(app: &App, row: &ProjectRow, principal: &Principal) -> Result<ProjectFacts> {
-    let roles = match principal.user_id() {
-        Some(uid) => app.meta.member_roles(row.id, uid).await?,
-        None => vec![],
-    };
-    Ok(ProjectFacts { name: row.name.clone(), public: row.public, roles })
+    let found = app.meta.project_with_roles(key, principal.user_id()).await?;
+    Ok(found.map(|(row, roles)| {
+        let facts = ProjectFacts { name: row.name.clone(), public: row.public, roles };
+        (row, facts)
+    }))
 }
 
 /// The project a push goes to; refused with a message that names it when it does not exist.
@@ -269,6 +263,9 @@ pub async fn set_limit_per_user(app: &App, limit: i64, audit: Audit) -> Result<(
 /// Creates a project owned by the caller, who becomes its project admin. Returns its id.
 pub async fn create(app: &App, principal: &Principal, req: &CreateRequest, audit: Audit) -> Result<i64> {
     let Some(owner_id) = principal.user_id() else { return Err(Error::Unauthenticated) };
+    if principal.is_limited() {
+        return Err(Error::Forbidden("an access token limited to projects or actions cannot create projects".into()));
+    }
     let mut owner_limit = None;
     if !principal.is_sysadmin() {
         if admin_only_creation(app).await? {

@@ -5,6 +5,14 @@
 //! expiry in days or never, disable/enable, secret refresh, and allow/deny
 //! access lists checked against Harbor's catalogue of grantable permissions.
 //! A robot may create robots only with a subset of its own permissions.
+//!
+//! Changing a robot (permissions, disable, secret refresh) needs Harbor's `robot:update` in
+//! the robot's scope (a project admin for a project robot, a system admin for a system
+//! robot), deleting it `robot:delete`. Harbor's robot catalogue holds no `robot:update`, so a
+//! robot holding `robot:create` in that scope may change the robots it could have created:
+//! a robot changes, refreshes or deletes only robots whose permissions are within its own
+//! (the check of creation), and grants nothing it does not hold. An access token limited to
+//! projects or actions manages no robots.
 
 use crate::app::App;
 use crate::auth::policy::{self, Principal, RobotGrant, Scope};
@@ -160,7 +168,7 @@ pub fn group(rows: &[RobotAccess]) -> Vec<Permission> {
     out
 }
 
-/// May `caller` manage robots at the level and project of `rows`? (`action`: create, read, list, delete)
+/// May `caller` manage robots at the level and project of `rows`? (`action`: create, read, list, update, delete)
 async fn may_manage(app: &App, caller: &Principal, project: Option<&str>, action: &str) -> Result<bool> {
     match project {
         None => Ok(policy::allows(caller, Scope::System, "robot", action)),
@@ -172,17 +180,39 @@ async fn may_manage(app: &App, caller: &Principal, project: Option<&str>, action
 }
 
 /// A robot may grant only what it holds itself; denials restrict and are always allowed.
-fn within(caller: &Principal, wanted: &[RobotAccess]) -> bool {
-    let Principal::Robot { grants, .. } = caller else { return true };
+/// `project_level`: the permissions are a project robot's, whose push implies pull, so
+/// granting push there needs pull too.
+fn within(caller: &Principal, wanted: &[RobotAccess], project_level: bool) -> bool {
+    let Principal::Robot { grants, project_level: caller_project_level, .. } = caller else { return true };
+    let holds = |kind: &str, namespace: &str, resource: &str, action: &str| {
+        let granted = |action: &str| {
+            grants.iter().any(|g| {
+                g.allow
+                    && g.kind == kind
+                    && (g.namespace == namespace || g.namespace == "*")
+                    && g.resource == resource
+                    && (g.action == action || g.action == "*")
+            })
+        };
+        let implied = *caller_project_level && resource == "repository" && action == "pull" && granted("push");
+        (granted(action) || implied) && !grants.iter().any(|g| !g.allow && g.resource == resource && (g.action == action || g.action == "*"))
+    };
     wanted.iter().filter(|w| w.effect == "allow").all(|w| {
-        grants.iter().any(|g| {
-            g.allow
-                && g.kind == w.kind
-                && (g.namespace == w.namespace || g.namespace == "*")
-                && g.resource == w.resource
-                && (g.action == w.action || g.action == "*")
-        }) && !grants.iter().any(|g| !g.allow && g.resource == w.resource && (g.action == w.action || g.action == "*"))
+        let implies_pull = project_level && w.resource == "repository" && (w.action == "push" || w.action == "*");
+        holds(&w.kind, &w.namespace, &w.resource, &w.action) && (!implies_pull || holds(&w.kind, &w.namespace, "repository", "pull"))
     })
+}
+
+/// May `caller` do `action` (`update`: permissions, disable, secret; `delete`) on the robot
+/// `row` of `project`, which holds `target`? See the module's rules.
+async fn may_change(app: &App, caller: &Principal, row: &RobotRow, project: Option<&str>, target: &[RobotAccess], action: &str) -> Result<bool> {
+    if caller.is_limited() {
+        return Ok(false);
+    }
+    let robot = matches!(caller, Principal::Robot { .. });
+    let held = may_manage(app, caller, project, action).await?
+        || (robot && action == "update" && may_manage(app, caller, project, "create").await?);
+    Ok(held && within(caller, target, row.level == "project"))
 }
 
 /// The project a project-level robot is bound to, from its single permission.
@@ -210,7 +240,7 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
     let perms = req.permissions.clone().unwrap_or_default();
     let access = flatten(&perms)?;
     let project = project_of(&level, &access, &perms)?;
-    if !may_manage(app, caller, project.as_deref(), "create").await? || !within(caller, &access) {
+    if caller.is_limited() || !may_manage(app, caller, project.as_deref(), "create").await? || !within(caller, &access, level == "project") {
         return Err(Error::Forbidden("you may not create this robot (or grant it these permissions)".into()));
     }
     let project_row = match &project {
@@ -270,22 +300,38 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
 
 /// A robot the caller may see (`read`), with its permissions.
 pub async fn get(app: &App, caller: &Principal, id: i64) -> Result<(RobotRow, Vec<RobotAccess>)> {
-    fetch(app, caller, id, "read").await
+    let t = target(app, caller, id, None).await?;
+    Ok((t.row, t.access))
 }
 
-/// A robot the caller may read or do `action` on (else answered as missing), with its permissions.
-async fn fetch(app: &App, caller: &Principal, id: i64, action: &str) -> Result<(RobotRow, Vec<RobotAccess>)> {
+/// A robot, its permissions and the name of its project (project robots).
+struct Target {
+    row: RobotRow,
+    access: Vec<RobotAccess>,
+    project: Option<String>,
+}
+
+/// The robot `id` if the caller may read it (`action` None) or do `action` on it (`update`,
+/// `delete`). A robot the caller may not read is answered as a missing one; one it may read
+/// but not change is refused.
+async fn target(app: &App, caller: &Principal, id: i64, action: Option<&str>) -> Result<Target> {
     let not_found = || Error::NotFound(format!("robot {id} not found"));
     let row = app.meta.robot(id).await?.ok_or_else(not_found)?;
     let project = match row.project_id {
         Some(pid) => Some(project_name(app, pid).await?),
         None => None,
     };
-    if !may_manage(app, caller, project.as_deref(), "read").await? && !may_manage(app, caller, project.as_deref(), action).await? {
-        return Err(not_found());
+    let access: Vec<RobotAccess> = app.meta.robot_permissions(&[id]).await?.into_iter().map(|(_, a)| a).collect();
+    let readable = may_manage(app, caller, project.as_deref(), "read").await?;
+    let allowed = match action {
+        None => readable,
+        Some(action) => may_change(app, caller, &row, project.as_deref(), &access, action).await?,
+    };
+    match (allowed, readable) {
+        (true, _) => Ok(Target { row, access, project }),
+        (false, true) => Err(Error::Forbidden(format!("you may not {} robot {id}", action.unwrap_or("read")))),
+        (false, false) => Err(not_found()),
     }
-    let access = app.meta.robot_permissions(&[id]).await?.into_iter().map(|(_, a)| a).collect();
-    Ok((row, access))
 }
 
 async fn project_name(app: &App, project_id: i64) -> Result<String> {
@@ -312,7 +358,7 @@ pub async fn list(
                 .is_some_and(|(_, f)| policy::allows(caller, Scope::Project(Some(&f)), "", "read")),
             None => true,
         };
-        return Err(if visible { Error::Denied } else { Error::NotFound("project not found".into()) });
+        return Err(if visible { Error::Denied } else { Error::NotFound(format!("project {} not found", project_id.unwrap_or_default())) });
     }
     let (rows, total) = app.meta.robots(project_id, offset, limit).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -326,14 +372,7 @@ pub async fn list(
 
 /// Updates description, disable, duration and permissions (level and name stay).
 pub async fn update(app: &App, caller: &Principal, id: i64, req: RobotCreate, audit: Audit) -> Result<()> {
-    let (mut row, _) = fetch(app, caller, id, "create").await?;
-    let project = match row.project_id {
-        Some(pid) => Some(project_name(app, pid).await?),
-        None => None,
-    };
-    if !may_manage(app, caller, project.as_deref(), "create").await? {
-        return Err(Error::Forbidden("you may not change this robot".into()));
-    }
+    let Target { mut row, project, .. } = target(app, caller, id, Some("update")).await?;
     if req.level.as_deref().is_some_and(|l| l != row.level) {
         return Err(Error::Invalid("a robot's level cannot be changed".into()));
     }
@@ -342,7 +381,7 @@ pub async fn update(app: &App, caller: &Principal, id: i64, req: RobotCreate, au
     if row.level == "project" && project_of("project", &access, &perms)? != project {
         return Err(Error::Invalid("a project robot's project cannot be changed".into()));
     }
-    if !within(caller, &access) {
+    if !within(caller, &access, row.level == "project") {
         return Err(Error::Forbidden("you may not grant these permissions".into()));
     }
     if let Some(d) = req.description {
@@ -368,14 +407,7 @@ pub async fn update(app: &App, caller: &Principal, id: i64, req: RobotCreate, au
 
 /// Sets a new secret (given, or generated); returns it.
 pub async fn refresh(app: &App, caller: &Principal, id: i64, secret: Option<String>, audit: Audit) -> Result<String> {
-    let (row, _) = fetch(app, caller, id, "create").await?;
-    let project = match row.project_id {
-        Some(pid) => Some(project_name(app, pid).await?),
-        None => None,
-    };
-    if !may_manage(app, caller, project.as_deref(), "create").await? {
-        return Err(Error::Forbidden("you may not refresh this robot's secret".into()));
-    }
+    let Target { row, .. } = target(app, caller, id, Some("update")).await?;
     let secret = match secret {
         Some(s) if !valid_secret(&s) => {
             return Err(Error::Invalid(
@@ -392,14 +424,7 @@ pub async fn refresh(app: &App, caller: &Principal, id: i64, secret: Option<Stri
 }
 
 pub async fn delete(app: &App, caller: &Principal, id: i64, audit: Audit) -> Result<()> {
-    let (row, _) = fetch(app, caller, id, "delete").await?;
-    let project = match row.project_id {
-        Some(pid) => Some(project_name(app, pid).await?),
-        None => None,
-    };
-    if !may_manage(app, caller, project.as_deref(), "delete").await? {
-        return Err(Error::Forbidden("you may not delete this robot".into()));
-    }
+    let Target { row, .. } = target(app, caller, id, Some("delete")).await?;
     let audit = Audit { resource: row.name.clone(), resource_type: "robot", operation: "delete", project_id: row.project_id, ..audit };
     app.meta.delete_robot(id, &audit).await?;
     app.auth.forget_credentials();
@@ -456,5 +481,40 @@ mod tests {
         let total: usize =
             SYSTEM_CATALOGUE.iter().map(|(_, a)| a.len()).sum::<usize>() + PROJECT_CATALOGUE.iter().map(|(_, a)| a.len()).sum::<usize>();
         assert!(total > 100);
+    }
+
+    #[test]
+    fn robots_hand_on_only_what_they_hold() {
+        let grant = |ns: &str, res: &str, act: &str| policy::RobotGrant {
+            kind: "project".into(),
+            namespace: ns.into(),
+            resource: res.into(),
+            action: act.into(),
+            allow: true,
+        };
+        let row = |ns: &str, res: &str, act: &str| RobotAccess {
+            kind: "project".into(),
+            namespace: ns.into(),
+            resource: res.into(),
+            action: act.into(),
+            effect: "allow".into(),
+        };
+        let robot = |project_level: bool, grants: Vec<policy::RobotGrant>| Principal::Robot {
+            id: 1,
+            name: "robot$r".into(),
+            project_level,
+            grants: Arc::new(grants),
+        };
+        let pusher = robot(true, vec![grant("p", "repository", "push"), grant("p", "robot", "create")]);
+        assert!(within(&pusher, &[row("p", "repository", "pull")], true), "a project robot's push holds pull");
+        assert!(within(&pusher, &[row("p", "repository", "push")], true));
+        assert!(!within(&pusher, &[row("p", "repository", "delete")], true));
+        assert!(!within(&pusher, &[row("q", "repository", "push")], true));
+        let fleet_push = robot(false, vec![grant("*", "repository", "push")]);
+        assert!(within(&fleet_push, &[row("p", "repository", "push")], false));
+        assert!(!within(&fleet_push, &[row("p", "repository", "push")], true), "push to a project robot hands on pull, which it lacks");
+        assert!(!within(&fleet_push, &[row("*", "repository", "pull")], false));
+        let user = Principal::User { id: 2, name: "u".into(), sysadmin: false };
+        assert!(within(&user, &[row("*", "repository", "delete")], false), "people are checked by their roles instead");
     }
 }

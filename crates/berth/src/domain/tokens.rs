@@ -1,9 +1,12 @@
 //! Personal access tokens: a user creates, lists and revokes secrets for the
 //! command line (`docker login`, `podman login`, the API), each optionally limited
 //! to some projects and some actions, shown once and stored as a SHA-256 digest.
+//! Tokens are made with the password only (no token mints tokens); a limited token cannot
+//! list or revoke tokens either. Naming a project the user cannot see is answered exactly
+//! as naming a missing one.
 
 use crate::app::App;
-use crate::auth::policy::{Principal, TokenLimits};
+use crate::auth::policy::{self, Principal, Scope, TokenLimits};
 use crate::error::{Error, Result};
 use crate::meta::{AccessTokenRow, Audit, NewAccessToken, now_ms};
 use sha2::{Digest as _, Sha256};
@@ -54,7 +57,11 @@ pub async fn create(app: &App, caller: &Principal, req: TokenRequest, audit: Aud
     }
     if let Some(projects) = &req.projects {
         for p in projects {
-            if app.meta.project_by_name(p).await?.is_none() {
+            // One query either way, and the same answer for a project the user cannot see.
+            let visible = crate::domain::projects::facts(app, p, caller)
+                .await?
+                .is_some_and(|(_, f)| policy::allows(caller, Scope::Project(Some(&f)), "", "read"));
+            if !visible {
                 return Err(Error::Invalid(format!("project {p} not found")));
             }
         }
@@ -79,15 +86,25 @@ pub async fn create(app: &App, caller: &Principal, req: TokenRequest, audit: Aud
     Ok((row, secret))
 }
 
+/// Refuses tokens limited to projects or actions: managing tokens is outside every limit.
+fn unlimited(caller: &Principal) -> Result<()> {
+    if caller.is_limited() {
+        return Err(Error::Forbidden("an access token limited to projects or actions cannot manage access tokens".into()));
+    }
+    Ok(())
+}
+
 /// The caller's tokens (never their secrets).
 pub async fn list(app: &App, caller: &Principal) -> Result<Vec<AccessTokenRow>> {
     let Some(user_id) = caller.user_id() else { return Err(Error::Unauthenticated) };
+    unlimited(caller)?;
     app.meta.access_tokens(user_id).await
 }
 
 /// Revokes one of the caller's tokens.
 pub async fn revoke(app: &App, caller: &Principal, id: i64, audit: Audit) -> Result<()> {
     let Some(user_id) = caller.user_id() else { return Err(Error::Unauthenticated) };
+    unlimited(caller)?;
     let audit = Audit { resource: format!("{}/{id}", caller.name()), resource_type: "access_token", operation: "delete", ..audit };
     if app.meta.delete_access_token(user_id, id, &audit).await? {
         app.auth.forget_credentials();

@@ -19,6 +19,13 @@ pub struct ProjectRow {
     pub public: bool,
 }
 
+/// How `Meta::project_with_roles` names a project.
+#[derive(Clone, Copy, Debug)]
+pub enum ProjectKeyRef<'a> {
+    Id(i64),
+    Name(&'a str),
+}
+
 /// Harbor's role ids.
 pub mod role {
     pub const PROJECT_ADMIN: i64 = 1;
@@ -180,6 +187,30 @@ impl Meta {
         .fetch_all(p)
         .await)?;
         Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+
+    /// A project, by name or by id, with the roles `user_id` holds in it: one query, whose work
+    /// is the same for a missing project as for one the user is no member of (the membership
+    /// is an outer join that finds nothing either way), so the time of an answer tells nothing.
+    pub async fn project_with_roles(&self, key: ProjectKeyRef<'_>, user_id: Option<i64>) -> Result<Option<(ProjectRow, Vec<i64>)>> {
+        const SELECT: &str = "SELECT p.id, p.name, p.owner_id, p.public, m.role FROM projects p \
+             LEFT JOIN project_members m ON m.project_id = p.id AND m.entity_type = 'u' AND m.entity_id = $2";
+        let sql = match key {
+            ProjectKeyRef::Name(_) => format!("{SELECT} WHERE p.name = $1"),
+            ProjectKeyRef::Id(_) => format!("{SELECT} WHERE p.id = $1"),
+        };
+        type Row = (i64, String, i64, bool, Option<i64>);
+        let rows: Vec<Row> = match key {
+            ProjectKeyRef::Name(name) => {
+                on_read!(self, |p| sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql.as_str())).bind(name).bind(user_id).fetch_all(p).await)?
+            }
+            ProjectKeyRef::Id(id) => {
+                on_read!(self, |p| sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(user_id).fetch_all(p).await)?
+            }
+        };
+        let Some((id, name, owner_id, public, _)) = rows.first().cloned() else { return Ok(None) };
+        let roles = rows.into_iter().filter_map(|r| r.4).collect();
+        Ok(Some((ProjectRow { id, name, owner_id, public }, roles)))
     }
 
     /// Records an event that changes nothing else (a failed login, for example).

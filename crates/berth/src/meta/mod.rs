@@ -27,7 +27,7 @@ mod tokens;
 mod uploads;
 mod users;
 
-pub use accounts::{ProjectRow, UserRow, role as accounts_role};
+pub use accounts::{ProjectKeyRef, ProjectRow, UserRow, role as accounts_role};
 pub use artifacts::{ArtifactCond, ArtifactRow, ArtifactScope, ArtifactSort, RepoCond, RepoSort, RepositoryRow, TagRow, TagSort};
 pub use auditlog::{AuditFilter, AuditRow, AuditSort, AuditText};
 pub use content::{ManifestRow, NewManifest, PutOutcome, ReferrerRow};

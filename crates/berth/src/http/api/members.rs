@@ -1,11 +1,16 @@
 //! Harbor API group `member`: a project's members (users; groups are refused for now) and
 //! their roles. Permissions are the project matrix's `member` create/read/update/delete/list;
-//! a project the caller may not read is answered as a missing one.
+//! a project the caller may not read is answered as a missing one. A caller gives a role
+//! (adding a member or changing one's role) only if it holds, in the project, each of the
+//! role's permissions that Harbor lets a robot hold (its project catalogue), so that no robot
+//! or limited token hands out more than it has (a project admin holds them all).
 
 use super::projects::{API_BASE, Req, json_body, ok, project_access};
 use super::{ApiError, ApiResult, Paging, created, paged};
 use crate::app::AppState;
+use crate::auth::policy::{self, Principal, ProjectFacts, Scope};
 use crate::domain::members::{self as dmembers, MemberUser};
+use crate::domain::robots::PROJECT_CATALOGUE;
 use crate::meta::MemberRow;
 use axum::Router;
 use axum::body::Bytes;
@@ -41,6 +46,24 @@ fn member_id(raw: &str) -> ApiResult<i64> {
     }
 }
 
+/// Refuses a role whose grantable permissions the caller does not all hold itself (an unknown
+/// role is left to the domain's validation).
+fn may_give(caller: &Principal, facts: &ProjectFacts, role_id: i64) -> ApiResult<()> {
+    let grantable = |r: &str, a: &str| PROJECT_CATALOGUE.iter().any(|(res, acts)| *res == r && acts.contains(&a));
+    let holds_all = policy::role_permissions(role_id)
+        .filter(|(r, a)| grantable(r, a))
+        .all(|(r, a)| policy::allows(caller, Scope::Project(Some(facts)), r, a));
+    if holds_all {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!("you may not give the role {}: it holds permissions you do not hold", dmembers::role_name(role_id)),
+        ))
+    }
+}
+
 /// `GET /projects/{project_name_or_id}/members?entityname=&page=&page_size=`.
 async fn list(State(app): State<AppState>, req: Req, Path(p): Path<String>) -> ApiResult<Response> {
     let (row, _) = project_access(&app, &req, &p, "member", "list").await?;
@@ -67,7 +90,7 @@ struct ProjectMemberBody {
 
 /// `POST /projects/{project_name_or_id}/members`: 201 with `Location`; 409 for a member already there.
 async fn create(State(app): State<AppState>, req: Req, Path(p): Path<String>, body: Bytes) -> ApiResult<Response> {
-    let (row, _) = project_access(&app, &req, &p, "member", "create").await?;
+    let (row, facts) = project_access(&app, &req, &p, "member", "create").await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the project member should provide"));
     }
@@ -84,6 +107,7 @@ async fn create(State(app): State<AppState>, req: Req, Path(p): Path<String>, bo
         }
         None => return Err(ApiError::bad_request("at least one of member_user or member_group must be provided")),
     };
+    may_give(&req.principal, &facts, b.role_id.unwrap_or(0))?;
     let id = dmembers::add(&app, &row, &user, b.role_id.unwrap_or(0), req.audit()).await?;
     Ok(created(&format!("{API_BASE}/projects/{p}/members/{id}")))
 }
@@ -103,12 +127,13 @@ struct RoleRequest {
 
 /// `PUT /projects/{project_name_or_id}/members/{mid}` with `{"role_id": n}`.
 async fn update(State(app): State<AppState>, req: Req, Path((p, mid)): Path<(String, String)>, body: Bytes) -> ApiResult<Response> {
-    let (row, _) = project_access(&app, &req, &p, "member", "update").await?;
+    let (row, facts) = project_access(&app, &req, &p, "member", "update").await?;
     let mid = member_id(&mid)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("role can not be empty"));
     }
     let r: RoleRequest = json_body(&body)?;
+    may_give(&req.principal, &facts, r.role_id.unwrap_or(0))?;
     dmembers::update_role(&app, &row, mid, r.role_id.unwrap_or(0), req.audit()).await?;
     Ok(ok())
 }

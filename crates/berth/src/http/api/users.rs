@@ -5,7 +5,11 @@
 //! self-registration is on), deleting and the admin flag need a system admin (`user` in the
 //! system scope, through `policy::allows`); a user may read and update its own account and
 //! change its own password given the current one; a non-admin asking about another user gets
-//! 403, whether that user exists or not. Anonymous callers get 401. Harbor's lists leave out
+//! 403, whether that user exists or not. Anonymous callers get 401. What could hand a caller
+//! another account's power needs a system admin itself (a user, or an access token without
+//! limits), never a robot, whatever its grants: creating accounts (unless self-registration
+//! is on), the admin flag, and setting another user's password. An access token limited to
+//! projects or actions changes no account, not even its own user's. Harbor's lists leave out
 //! the admin created at installation (user id 1), and so do these; that admin cannot be
 //! deleted, and nobody can delete themselves.
 
@@ -126,7 +130,7 @@ async fn create_user(
     nested: NestedPath,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    if !admin_may(&p, "create") && !users::self_registration(&app).await? {
+    if !p.is_sysadmin() && !users::self_registration(&app).await? {
         require_login(&p)?;
         return Err(Error::Forbidden("only system admins may create users (self-registration is off)".into()).into());
     }
@@ -261,9 +265,12 @@ async fn get_user(State(app): State<AppState>, Caller(p): Caller, Path(raw): Pat
     Ok(axum::Json(user_resp(&u)).into_response())
 }
 
-/// A system admin may change any user; a user may change itself.
+/// A system admin may change any user; a user may change itself (not through a limited token).
 fn require_modifiable(p: &Principal, id: i64) -> ApiResult<()> {
     require_login(p)?;
+    if p.is_limited() {
+        return Err(Error::Forbidden("an access token limited to projects or actions cannot change accounts".into()).into());
+    }
     if is_self(p, id) || admin_may(p, "update") {
         Ok(())
     } else {
@@ -334,6 +341,9 @@ async fn update_password(
     let req: PasswordReq = body(&bytes)?;
     let old = req.old_password.unwrap_or_default();
     let current = if is_self(&p, id) { Some((p.name(), old.as_str())) } else { None };
+    if current.is_none() && !p.is_sysadmin() {
+        return Err(Error::Forbidden(format!("only a system admin may set the password of user {id}")).into());
+    }
     users::change_password(&app, id, current, &req.new_password.unwrap_or_default(), &client.audit(p.name())).await?;
     Ok(ok())
 }
@@ -353,7 +363,7 @@ async fn set_sysadmin(
 ) -> ApiResult<Response> {
     require_login(&p)?;
     let id = user_id(&raw)?;
-    if !admin_may(&p, "update") {
+    if !p.is_sysadmin() {
         return Err(Error::Forbidden("only system admins may change the system admin role".into()).into());
     }
     let req: SysAdminFlagReq = body(&bytes)?;
