@@ -275,16 +275,22 @@ struct Targets {
     richq: i64,
 }
 
-async fn targets(t: &TestApp, i: usize) -> Targets {
+/// The argon2 hashes of the puppet's and the victims' passwords (hashed once).
+struct Hashes {
+    puppet: String,
+    victim: String,
+}
+
+async fn targets(t: &TestApp, i: usize, h: &Hashes) -> Targets {
     let meta = &t.app.meta;
     let a = Audit { operator: "admin".into(), resource: "setup".into(), resource_type: "test", operation: "create", ..Default::default() };
     let p = meta.project_by_name("p").await.unwrap().unwrap().id;
     let q = meta.project_by_name("q").await.unwrap().unwrap().id;
-    let puppet = meta.create_user(&format!("puppet{i}"), &berth::auth::hash_password(PUPPET_PW).await.unwrap(), false, &a).await.unwrap();
+    let puppet = meta.create_user(&format!("puppet{i}"), &h.puppet, false, &a).await.unwrap();
     meta.set_member(p, puppet, role::GUEST, &a).await.unwrap();
-    let victim = meta.create_user(&format!("victim{i}"), &berth::auth::hash_password(VICTIM_PW).await.unwrap(), false, &a).await.unwrap();
+    let victim = meta.create_user(&format!("victim{i}"), &h.victim, false, &a).await.unwrap();
     meta.set_member(q, victim, role::PROJECT_ADMIN, &a).await.unwrap();
-    let doomed = meta.create_user(&format!("doomed{i}"), &berth::auth::hash_password(VICTIM_PW).await.unwrap(), false, &a).await.unwrap();
+    let doomed = meta.create_user(&format!("doomed{i}"), &h.victim, false, &a).await.unwrap();
     let (_, v) = send(t, "GET", &format!("/api/v2.0/projects/p/members?entityname=puppet{i}"), &admin(), None).await;
     let puppet_member = v[0]["id"].as_i64().unwrap();
     let pull_p = json!([{"kind": "project", "namespace": "p", "access": access(&[("repository", "pull")])}]);
@@ -429,9 +435,15 @@ async fn setup(t: &TestApp) {
 async fn nobody_gains_power(db: Db) {
     let t = TestApp::start(db).await;
     setup(&t).await;
+    let everything = power(&t, &[admin()]).await;
+    assert_eq!(everything.len(), PROBES.len() - 1 + 6, "the admin passes every probe: {everything:?}");
+    let hashes = Hashes {
+        puppet: berth::auth::hash_password(PUPPET_PW).await.unwrap(),
+        victim: berth::auth::hash_password(VICTIM_PW).await.unwrap(),
+    };
     let mut failures = Vec::new();
     for (i, case) in cases().into_iter().enumerate() {
-        let x = targets(&t, i).await;
+        let x = targets(&t, i, &hashes).await;
         // The caller's credentials, its user (if any) and a spare token of that user to revoke.
         let (who, me, spare) = match &case.kind {
             Kind::Admin => (admin(), Some(user_id(&t, "admin").await), Some(token(&t, &admin(), &format!("spare{i}"), json!({})).await.0)),
@@ -450,6 +462,9 @@ async fn nobody_gains_power(db: Db) {
         };
         let mut controlled = vec![who.clone(), (format!("puppet{i}"), PUPPET_PW.into()), x.poor.1.clone(), x.poorp.1.clone()];
         let before = power(&t, &controlled).await;
+        // A caller that may already do everything the probes ask cannot gain (and asking again
+        // after each of its operations would only spend password hashes).
+        let unbounded = before == everything;
         for op in OPS {
             let (status, cred) = operate(&t, op, i, &who, me, &x, spare).await;
             let expected = case.succeeds.contains(op);
@@ -459,6 +474,9 @@ async fn nobody_gains_power(db: Db) {
             if let Some(c) = cred {
                 controlled.retain(|(name, _)| *name != c.0 || c.0 == who.0);
                 controlled.push(c);
+            }
+            if unbounded {
+                continue;
             }
             let after = power(&t, &controlled).await;
             let gained: Vec<_> = after.difference(&before).collect();
