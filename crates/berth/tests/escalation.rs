@@ -110,7 +110,9 @@ fn cases() -> Vec<Case> {
         },
         Case {
             label: "system robot with robot:create and pull in every project",
-            kind: Kind::SystemRobot(|| json!([{"kind": "project", "namespace": "*", "access": access(&[("robot", "create"), ("repository", "pull")])}])),
+            kind: Kind::SystemRobot(
+                || json!([{"kind": "project", "namespace": "*", "access": access(&[("robot", "create"), ("repository", "pull")])}]),
+            ),
             succeeds: &["robot.create.p_pull", "robot.refresh.poorp"],
         },
         Case {
@@ -217,7 +219,8 @@ async fn probe(t: &TestApp, who: &Cred, what: &str) -> Vec<String> {
     let yes = |ok: bool| if ok { vec![what.to_string()] } else { vec![] };
     match what {
         "registry" => {
-            let path = "/service/token?service=harbor-registry&scope=repository:p/app:pull,push,delete&scope=repository:q/app:pull,push,delete";
+            let path =
+                "/service/token?service=harbor-registry&scope=repository:p/app:pull,push,delete&scope=repository:q/app:pull,push,delete";
             let (s, v) = send(t, "GET", path, who, None).await;
             let Some(token) = v["token"].as_str().filter(|_| s == 200) else { return vec![] };
             let claims = t.app.auth.tokens.verify(token).unwrap();
@@ -308,7 +311,8 @@ async fn operate(t: &TestApp, op: &str, i: usize, who: &Cred, me: Option<i64>, x
     let p_pull = json!([{"kind": "project", "namespace": "p", "access": access(&[("repository", "pull")])}]);
     let p_all = json!([{"kind": "project", "namespace": "p", "access": access(&[("repository", "pull"), ("repository", "push"), ("repository", "delete")])}]);
     let q_push = json!([{"kind": "project", "namespace": "q", "access": access(&[("repository", "push"), ("repository", "delete")])}]);
-    let create = |name: String, level: &str, permissions: Value| json!({"name": name, "level": level, "duration": -1, "permissions": permissions});
+    let create =
+        |name: String, level: &str, permissions: Value| json!({"name": name, "level": level, "duration": -1, "permissions": permissions});
     let self_id = me.unwrap_or(x.puppet);
     let (status, body, cred) = match op {
         "robot.create.system_big" | "robot.create.q_push" | "robot.create.p_pull" => {
@@ -358,7 +362,8 @@ async fn operate(t: &TestApp, op: &str, i: usize, who: &Cred, me: Option<i64>, x
             (s, v, None)
         }
         "user.create" => {
-            let body = json!({"username": format!("new{i}"), "email": format!("new{i}@example.com"), "realname": "New", "password": ATTACK_PW});
+            let body =
+                json!({"username": format!("new{i}"), "email": format!("new{i}@example.com"), "realname": "New", "password": ATTACK_PW});
             let (s, v) = send(t, "POST", "/api/v2.0/users", who, Some(body)).await;
             (s, v, Some((format!("new{i}"), ATTACK_PW.to_string())))
         }

@@ -179,10 +179,7 @@ fn role_grants(role_id: i64) -> Vec<(String, String)> {
         role::GUEST => 3,
         _ => 4,
     };
-    matrix_rows()
-        .into_iter()
-        .filter(|(r, a)| matrix_row(r, a)[column] && robot_grantable(r, a))
-        .collect()
+    matrix_rows().into_iter().filter(|(r, a)| matrix_row(r, a)[column] && robot_grantable(r, a)).collect()
 }
 
 /// Whether a project robot can be granted (resource, action) at all.

@@ -36,18 +36,20 @@ fn outside(owner_id: i64, spare_token: i64) -> Vec<(&'static str, String, Option
     vec![
         ("POST", "/api/v2.0/projects".into(), Some(json!({"project_name": "fresh"}))),
         ("PUT", format!("/api/v2.0/users/{owner_id}"), Some(json!({"email": "x@example.com", "realname": "X", "comment": ""}))),
-        (
-            "PUT",
-            format!("/api/v2.0/users/{owner_id}/password"),
-            Some(json!({"old_password": DEV_PW, "new_password": "Changed-Pass-2"})),
-        ),
+        ("PUT", format!("/api/v2.0/users/{owner_id}/password"), Some(json!({"old_password": DEV_PW, "new_password": "Changed-Pass-2"}))),
         ("PUT", format!("/api/v2.0/users/{owner_id}/sysadmin"), Some(json!({"sysadmin_flag": true}))),
         ("GET", "/api/v2.0/users".into(), None),
-        ("POST", "/api/v2.0/users".into(), Some(json!({"username": "made", "email": "m@example.com", "realname": "M", "password": "Made-Pass-1"}))),
+        (
+            "POST",
+            "/api/v2.0/users".into(),
+            Some(json!({"username": "made", "email": "m@example.com", "realname": "M", "password": "Made-Pass-1"})),
+        ),
         (
             "POST",
             "/api/v2.0/robots".into(),
-            Some(json!({"name": "r", "level": "project", "permissions": [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]})),
+            Some(
+                json!({"name": "r", "level": "project", "permissions": [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]}),
+            ),
         ),
         ("GET", "/api/v2.0/configurations".into(), None),
         ("PUT", "/api/v2.0/configurations".into(), Some(json!({"project_creation_restriction": "everyone"}))),
@@ -113,8 +115,8 @@ async fn limits_hold_everywhere(db: Db) {
         assert!(claims.access.iter().all(|a| a.name == "team/app"), "{label}: a grant outside its projects: {:?}", claims.access);
         for (method, path, body) in outside(*owner, *spare) {
             // The admin's token may do anything inside team, so a repository there or a push is within its limits.
-            let within_team_admin = label.starts_with("admin")
-                && (path.starts_with("/v2/team/") || path == "/api/berth/v1/projects/team/repositories");
+            let within_team_admin =
+                label.starts_with("admin") && (path.starts_with("/v2/team/") || path == "/api/berth/v1/projects/team/repositories");
             if within_team_admin {
                 continue;
             }

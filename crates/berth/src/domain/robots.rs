@@ -195,7 +195,8 @@ fn within(caller: &Principal, wanted: &[RobotAccess], project_level: bool) -> bo
             })
         };
         let implied = *caller_project_level && resource == "repository" && action == "pull" && granted("push");
-        (granted(action) || implied) && !grants.iter().any(|g| !g.allow && g.resource == resource && (g.action == action || g.action == "*"))
+        (granted(action) || implied)
+            && !grants.iter().any(|g| !g.allow && g.resource == resource && (g.action == action || g.action == "*"))
     };
     wanted.iter().filter(|w| w.effect == "allow").all(|w| {
         let implies_pull = project_level && w.resource == "repository" && (w.action == "push" || w.action == "*");
@@ -205,7 +206,14 @@ fn within(caller: &Principal, wanted: &[RobotAccess], project_level: bool) -> bo
 
 /// May `caller` do `action` (`update`: permissions, disable, secret; `delete`) on the robot
 /// `row` of `project`, which holds `target`? See the module's rules.
-async fn may_change(app: &App, caller: &Principal, row: &RobotRow, project: Option<&str>, target: &[RobotAccess], action: &str) -> Result<bool> {
+async fn may_change(
+    app: &App,
+    caller: &Principal,
+    row: &RobotRow,
+    project: Option<&str>,
+    target: &[RobotAccess],
+    action: &str,
+) -> Result<bool> {
     if caller.is_limited() {
         return Ok(false);
     }
@@ -240,7 +248,8 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
     let perms = req.permissions.clone().unwrap_or_default();
     let access = flatten(&perms)?;
     let project = project_of(&level, &access, &perms)?;
-    if caller.is_limited() || !may_manage(app, caller, project.as_deref(), "create").await? || !within(caller, &access, level == "project") {
+    if caller.is_limited() || !may_manage(app, caller, project.as_deref(), "create").await? || !within(caller, &access, level == "project")
+    {
         return Err(Error::Forbidden("you may not create this robot (or grant it these permissions)".into()));
     }
     let project_row = match &project {
