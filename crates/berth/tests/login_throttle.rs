@@ -116,7 +116,13 @@ async fn robot_and_token_guessing_is_slowed_per_address(db: Db) {
     let v: Value = r.json().await.unwrap();
     let (robot_name, robot_secret) = (v["name"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string());
     let hash = berth::auth::hash_password(PW).await.unwrap();
-    let audit = berth::meta::Audit { operator: "test".into(), resource: "setup".into(), resource_type: "test", operation: "create", ..Default::default() };
+    let audit = berth::meta::Audit {
+        operator: "test".into(),
+        resource: "setup".into(),
+        resource_type: "test",
+        operation: "create",
+        ..Default::default()
+    };
     t.app.meta.create_user("dev", &hash, false, &audit).await.unwrap();
     let r = t
         .http
@@ -176,10 +182,13 @@ async fn robot_and_token_guessing_is_slowed_per_address(db: Db) {
 async fn robot_secrets_are_at_least_16_characters(db: Db) {
     let t = TestApp::start(db).await;
     let admin = ("admin", ADMIN_PASSWORD);
-    let robot = |secret: &str| json!({"name": "sys", "level": "system", "duration": -1, "secret": secret, "permissions": [
-        {"kind": "system", "namespace": "/", "access": [{"resource": "catalog", "action": "read"}]}]});
+    let robot = |secret: &str| {
+        json!({"name": "sys", "level": "system", "duration": -1, "secret": secret, "permissions": [
+        {"kind": "system", "namespace": "/", "access": [{"resource": "catalog", "action": "read"}]}]})
+    };
     for weak in ["Abcdefg1", "Abcdefg1Abcdefg", "abcdefg1abcdefg1abc", "ABCDEFGHIJKLMNOP1"] {
-        let r = t.http.post(format!("{}/api/v2.0/robots", t.url)).basic_auth(admin.0, Some(admin.1)).json(&robot(weak)).send().await.unwrap();
+        let r =
+            t.http.post(format!("{}/api/v2.0/robots", t.url)).basic_auth(admin.0, Some(admin.1)).json(&robot(weak)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{weak}");
     }
     let r = t

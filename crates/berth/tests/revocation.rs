@@ -27,15 +27,22 @@ async fn api(t: &TestApp, method: reqwest::Method, path: &str, who: (&str, &str)
 
 /// A private project `team` with user `dev` as developer; returns (dev's user id, member id).
 async fn setup(t: &TestApp) -> (i64, i64) {
-    let r = api(t, reqwest::Method::POST, "/api/v2.0/projects", ADMIN, Some(json!({"project_name": "team", "metadata": {"public": "false"}})))
-        .await;
+    let r =
+        api(t, reqwest::Method::POST, "/api/v2.0/projects", ADMIN, Some(json!({"project_name": "team", "metadata": {"public": "false"}})))
+            .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let body = json!({"username": "dev", "email": "dev@example.com", "realname": "Dev", "password": PW});
     let r = api(t, reqwest::Method::POST, "/api/v2.0/users", ADMIN, Some(body)).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let uid = location_id(&r);
-    let r = api(t, reqwest::Method::POST, "/api/v2.0/projects/team/members", ADMIN, Some(json!({"role_id": 2, "member_user": {"username": "dev"}})))
-        .await;
+    let r = api(
+        t,
+        reqwest::Method::POST,
+        "/api/v2.0/projects/team/members",
+        ADMIN,
+        Some(json!({"role_id": 2, "member_user": {"username": "dev"}})),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     (uid, location_id(&r))
 }
@@ -84,8 +91,14 @@ async fn member_removed_and_role_changed(db: Db) {
     // Changes that take nothing from a holder leave its tokens alone: the admin's token
     // outlives dev's removal, and a profile change.
     let admin = t.admin_token("team/app").await;
-    let r = api(&t, reqwest::Method::POST, "/api/v2.0/projects/team/members", ADMIN, Some(json!({"role_id": 2, "member_user": {"username": "dev"}})))
-        .await;
+    let r = api(
+        &t,
+        reqwest::Method::POST,
+        "/api/v2.0/projects/team/members",
+        ADMIN,
+        Some(json!({"role_id": 2, "member_user": {"username": "dev"}})),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = api(&t, reqwest::Method::PUT, "/api/v2.0/users/1", ADMIN, Some(json!({"email": "admin@example.com", "realname": "A"}))).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -216,10 +229,9 @@ async fn another_node_refuses_within_a_second() {
     // Deleting the user on A ends dev's cached Basic credentials on B as quickly.
     let r = api(&a, reqwest::Method::DELETE, &format!("/api/v2.0/users/{uid}"), ADMIN, None).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let took = until(|| async {
-        api(&b, reqwest::Method::GET, "/api/v2.0/users/current", dev, None).await.status() == StatusCode::UNAUTHORIZED
-    })
-    .await;
+    let took =
+        until(|| async { api(&b, reqwest::Method::GET, "/api/v2.0/users/current", dev, None).await.status() == StatusCode::UNAUTHORIZED })
+            .await;
     assert!(took <= Duration::from_millis(1_300), "Basic refused on the other node after {took:?}");
     b.shutdown().await;
     a.shutdown().await;

@@ -149,12 +149,8 @@ impl Throttle {
         if a.names.get(&name).is_some_and(|f| policy.stale(f, now)) {
             a.names.remove(&name);
         }
-        let f = a.names.entry(name).or_insert_with(|| Failures {
-            recent: VecDeque::new(),
-            locked_until: None,
-            lockouts: 0,
-            last_failure: now,
-        });
+        let f =
+            a.names.entry(name).or_insert_with(|| Failures { recent: VecDeque::new(), locked_until: None, lockouts: 0, last_failure: now });
         f.last_failure = now;
         while f.recent.front().is_some_and(|t| now.saturating_duration_since(*t) > policy.window) {
             f.recent.pop_front();

@@ -43,8 +43,14 @@ pub struct Claims {
 pub enum TokenHolder {
     /// Anonymous callers hold nothing that can be revoked.
     Anonymous,
-    User { id: i64, version: i64 },
-    Robot { id: i64, version: i64 },
+    User {
+        id: i64,
+        version: i64,
+    },
+    Robot {
+        id: i64,
+        version: i64,
+    },
 }
 
 impl Claims {

@@ -1,8 +1,8 @@
 //! Credentials on requests, and the Docker token service (`/service/token`).
 
 use crate::app::{App, AppState};
-use crate::auth::policy::{self, Action, Principal, Scope};
 use crate::auth::LoginFrom;
+use crate::auth::policy::{self, Action, Principal, Scope};
 use crate::auth::token::{Access, Claims, TokenHolder};
 use crate::auth::versions::Holder;
 use crate::error::{Error, Result};
@@ -58,7 +58,13 @@ async fn still_held(app: &App, claims: &Claims) -> Result<bool> {
 /// admitted by the throttle (per client address, and per name and address); a refused one is
 /// answered like a wrong credential, unchecked. A checked failure is recorded in the audit log
 /// (one insert; the secret never is).
-async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(Principal, TokenHolder)> {
+async fn verify_basic(
+    app: &App,
+    user: &str,
+    password: &str,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<(Principal, TokenHolder)> {
     let (client_ip, user_agent) = super::client(headers, peer);
     let from = LoginFrom { client_ip, user_agent };
     let robot = user.starts_with(&app.config.robot_prefix);
@@ -80,7 +86,9 @@ async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap
     };
     let holder = match (&found, before) {
         (Some(Principal::Robot { id, .. }), Some((vid, version))) if *id == vid => Some(TokenHolder::Robot { id: vid, version }),
-        (Some(p @ Principal::Token { .. }), Some((vid, version))) if p.user_id() == Some(vid) => Some(TokenHolder::User { id: vid, version }),
+        (Some(p @ Principal::Token { .. }), Some((vid, version))) if p.user_id() == Some(vid) => {
+            Some(TokenHolder::User { id: vid, version })
+        }
         _ => None,
     };
     match (found, holder) {

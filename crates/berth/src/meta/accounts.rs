@@ -32,10 +32,12 @@ pub mod role {
 
 impl Meta {
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        Ok(on_read!(self, |p| sqlx::query_as::<_, UserRow>("SELECT id, username, password_hash, sysadmin, access_version FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(p)
-            .await)?)
+        Ok(on_read!(self, |p| sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, password_hash, sysadmin, access_version FROM users WHERE username = $1"
+        )
+        .bind(username)
+        .fetch_optional(p)
+        .await)?)
     }
 
     pub async fn user_count(&self) -> Result<i64> {
