@@ -141,7 +141,7 @@ async fn robot_and_token_guessing_is_slowed_per_address(db: Db) {
     let start = Instant::now();
     let mut attempts = 0u32;
     while start.elapsed() < Duration::from_secs(3) {
-        let (user, secret) = if attempts % 2 == 0 {
+        let (user, secret) = if attempts.is_multiple_of(2) {
             (format!("robot$team+guess{}", attempts % 40), "Guessed-Secret-0123456789".to_string())
         } else {
             (format!("user{}", attempts % 40), format!("berth_pat_guess{attempts}"))
