@@ -633,6 +633,7 @@ async fn failed_login_slowdown(db: Db) {
         window: Duration::from_secs(300),
         cooldown,
         max_cooldown: Duration::from_secs(4),
+        ..LoginThrottle::default()
     });
     create_user(&t, "kim").await;
     create_user(&t, "lee").await;

@@ -2,6 +2,10 @@
 //!
 //! Tokens are HS256-signed with a key kept in the metadata database, so every
 //! node signs and verifies with the same key; only the registry verifies them.
+//! A token names its holder and the holder's access version when it was issued
+//! (`berth_holder`); `/v2` refuses it once that version has moved on (`auth::versions`).
+//! Tokens without it (issued by Berth before it recorded versions) are refused too: clients
+//! answer the 401 by asking for a new token.
 
 use crate::error::{Error, Result};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -29,6 +33,24 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<Access>,
+    #[serde(default, rename = "berth_holder", skip_serializing_if = "Option::is_none")]
+    pub holder: Option<TokenHolder>,
+}
+
+/// Who a token was issued to and the holder's access version at the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TokenHolder {
+    /// Anonymous callers hold nothing that can be revoked.
+    Anonymous,
+    User {
+        id: i64,
+        version: i64,
+    },
+    Robot {
+        id: i64,
+        version: i64,
+    },
 }
 
 impl Claims {
@@ -68,7 +90,7 @@ impl TokenKeys {
     }
 
     /// Issues a token for `subject`; returns it with its issue time (seconds).
-    pub fn issue(&self, subject: &str, access: Vec<Access>) -> Result<(String, u64)> {
+    pub fn issue(&self, subject: &str, access: Vec<Access>, holder: TokenHolder) -> Result<(String, u64)> {
         let now = now_s();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -79,6 +101,7 @@ impl TokenKeys {
             iat: now,
             jti: super::random_secret(12)?,
             access,
+            holder: Some(holder),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)?;
         Ok((token, now))
@@ -98,8 +121,10 @@ mod tests {
     fn round_trip_and_refusals() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", "harbor-registry", 60);
         let access = vec![Access { kind: "repository".into(), name: "library/a".into(), actions: vec!["pull".into()] }];
-        let (t, _) = keys.issue("alice", access).unwrap();
+        let holder = TokenHolder::User { id: 7, version: 3 };
+        let (t, _) = keys.issue("alice", access, holder).unwrap();
         let c = keys.verify(&t).unwrap();
+        assert_eq!(c.holder, Some(holder));
         assert!(c.grants("repository", "library/a", "pull"));
         assert!(!c.grants("repository", "library/a", "push"));
         assert!(!c.grants("repository", "library/b", "pull"));
@@ -117,6 +142,7 @@ mod tests {
             iat: now - 200,
             jti: "x".into(),
             access: vec![],
+            holder: None,
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &stale, &keys.encoding).unwrap();
         assert!(keys.verify(&t).is_none());

@@ -115,9 +115,10 @@ fn valid_name(n: &str) -> bool {
         && b.iter().all(|&c| alnum(c) || matches!(c, b'.' | b'_' | b'-'))
 }
 
-/// Harbor's rule for caller-chosen secrets.
+/// Harbor's character classes for caller-chosen secrets, with at least 16 characters
+/// (Harbor allows 8, too few for a secret that is checked without a slow hash).
 fn valid_secret(s: &str) -> bool {
-    (8..=128).contains(&s.len())
+    (16..=128).contains(&s.len())
         && s.bytes().any(|c| c.is_ascii_uppercase())
         && s.bytes().any(|c| c.is_ascii_lowercase())
         && s.bytes().any(|c| c.is_ascii_digit())
@@ -264,7 +265,7 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
     let secret = match req.secret {
         Some(s) if !valid_secret(&s) => {
             return Err(Error::Invalid(
-                "secret must be 8 to 128 characters with an upper-case letter, a lower-case letter and a digit".into(),
+                "secret must be 16 to 128 characters with an upper-case letter, a lower-case letter and a digit".into(),
             ));
         }
         Some(s) => s,
@@ -420,7 +421,7 @@ pub async fn refresh(app: &App, caller: &Principal, id: i64, secret: Option<Stri
     let secret = match secret {
         Some(s) if !valid_secret(&s) => {
             return Err(Error::Invalid(
-                "secret must be 8 to 128 characters with an upper-case letter, a lower-case letter and a digit".into(),
+                "secret must be 16 to 128 characters with an upper-case letter, a lower-case letter and a digit".into(),
             ));
         }
         Some(s) => s,
@@ -471,8 +472,10 @@ mod tests {
         assert!(!valid_name("CI"));
         assert!(!valid_name("a+b"));
         assert!(!valid_name("-a"));
-        assert!(valid_secret("Abcdefg1"));
-        assert!(!valid_secret("abcdefg1"));
+        assert!(valid_secret("Abcdefg1Abcdefg1"));
+        assert!(!valid_secret("Abcdefg1Abcdefg"), "15 characters are too few");
+        assert!(!valid_secret("Abcdefg1"));
+        assert!(!valid_secret("abcdefg1abcdefg1"));
         assert!(!valid_secret("Abc1"));
         let perms = vec![Permission {
             kind: "project".into(),

@@ -144,7 +144,9 @@ pub async fn update_profile(app: &App, id: i64, p: &Profile, audit: &Audit) -> R
 /// one it has (a wrong one counts as a failed login); `None`: a system admin resets it.
 pub async fn change_password(app: &App, id: i64, current: Option<(&str, &str)>, new_password: &str, audit: &Audit) -> Result<()> {
     if let Some((username, old)) = current {
-        let proven = !old.is_empty() && app.auth.verify_password(&app.meta, username, old).await?.is_some_and(|p| p.user_id() == Some(id));
+        let from = crate::auth::LoginFrom { client_ip: audit.client_ip.clone(), user_agent: audit.user_agent.clone() };
+        let proven =
+            !old.is_empty() && app.auth.verify_password(&app.meta, username, old, &from).await?.is_some_and(|p| p.user_id() == Some(id));
         if !proven {
             return Err(Error::Forbidden("the current password is incorrect".into()));
         }

@@ -1,14 +1,17 @@
 //! Credentials on requests, and the Docker token service (`/service/token`).
 
 use crate::app::{App, AppState};
+use crate::auth::LoginFrom;
 use crate::auth::policy::{self, Action, Principal, Scope};
-use crate::auth::token::{Access, Claims};
+use crate::auth::token::{Access, Claims, TokenHolder};
+use crate::auth::versions::Holder;
 use crate::error::{Error, Result};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
+use std::net::SocketAddr;
 
 /// What the Authorization header proved.
 pub enum Credentials {
@@ -26,54 +29,87 @@ fn basic_pair(value: &str) -> Option<(String, String)> {
 }
 
 /// Reads the Authorization header: a registry token, Basic credentials, or nothing.
-/// Wrong credentials are an error, never silently anonymous.
-pub async fn credentials(app: &App, headers: &HeaderMap) -> Result<Credentials> {
+/// Wrong credentials are an error, never silently anonymous; so is a token whose holder's
+/// access was changed since it was issued (or that names no holder). `peer`: the connection's
+/// address, which credential guessing is slowed by.
+pub async fn credentials(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Credentials> {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(Credentials::None) };
     if let Some(t) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
-        return app.auth.tokens.verify(t.trim()).map(Credentials::Token).ok_or(Error::BadCredentials);
+        let claims = app.auth.tokens.verify(t.trim()).ok_or(Error::BadCredentials)?;
+        return if still_held(app, &claims).await? { Ok(Credentials::Token(claims)) } else { Err(Error::BadCredentials) };
     }
     let (user, password) = basic_pair(value).ok_or(Error::BadCredentials)?;
-    verify_basic(app, &user, &password, headers).await.map(Credentials::Principal)
+    verify_basic(app, &user, &password, headers, peer).await.map(|(p, _)| Credentials::Principal(p))
 }
 
-/// Checks a username with a password or a personal access token. A failure is recorded in the
-/// audit log (one insert; the password never is).
-async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap) -> Result<Principal> {
-    let (client_ip, user_agent) = super::client(headers, None);
-    let from = crate::auth::LoginFrom { client_ip, user_agent };
-    let found = if user.starts_with(&app.config.robot_prefix) {
-        crate::domain::robots::verify(app, user, password).await?
-    } else if password.starts_with(crate::domain::tokens::PREFIX) {
-        crate::domain::tokens::verify(app, user, password).await?
-    } else {
-        // Counts and records its own failures (with the lock-out after repeated ones).
-        return app.auth.verify_password_from(&app.meta, user, password, &from).await?.ok_or(Error::BadCredentials);
+/// Whether a token's holder still has the access version the token was issued with.
+async fn still_held(app: &App, claims: &Claims) -> Result<bool> {
+    let (holder, version) = match claims.holder {
+        None => return Ok(false),
+        Some(TokenHolder::Anonymous) => return Ok(true),
+        Some(TokenHolder::User { id, version }) => (Holder::User(id), version),
+        Some(TokenHolder::Robot { id, version }) => (Holder::Robot(id), version),
     };
-    if found.is_none() {
-        let name: String = user.chars().take(255).collect();
-        let a = crate::meta::Audit {
-            operator: name.clone(),
-            resource: name,
-            resource_type: "user",
-            operation: "login",
-            client_ip: from.client_ip,
-            user_agent: from.user_agent,
-            ..Default::default()
-        };
-        if let Err(e) = app.meta.record(&a, false).await {
-            tracing::error!("cannot record a failed login: {e}");
+    Ok(app.auth.versions.current(&app.meta, holder).await? == Some(version))
+}
+
+/// Checks a username with a password, a robot secret or a personal access token; returns the
+/// principal and what a token issued for it names as its holder. Every check is first
+/// admitted by the throttle (per client address, and per name and address); a refused one is
+/// answered like a wrong credential, unchecked. A checked failure is recorded in the audit log
+/// (one insert; the secret never is).
+async fn verify_basic(
+    app: &App,
+    user: &str,
+    password: &str,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<(Principal, TokenHolder)> {
+    let (client_ip, user_agent) = super::client(headers, peer);
+    let from = LoginFrom { client_ip, user_agent };
+    let robot = user.starts_with(&app.config.robot_prefix);
+    if !robot && !password.starts_with(crate::domain::tokens::PREFIX) {
+        // Admits, counts and records its own failures.
+        let (p, version) = app.auth.verify_password_from(&app.meta, user, password, &from).await?.ok_or(Error::BadCredentials)?;
+        let id = p.user_id().ok_or_else(|| Error::internal("a password names no user"))?;
+        return Ok((p, TokenHolder::User { id, version }));
+    }
+    if !app.auth.admit(&from, user) {
+        return Err(Error::BadCredentials);
+    }
+    // The version is read before the credential, so that any change after it makes a token stale.
+    let before = app.meta.access_version_by_name(robot, user).await?;
+    let found = if robot {
+        crate::domain::robots::verify(app, user, password).await?
+    } else {
+        crate::domain::tokens::verify(app, user, password).await?
+    };
+    let holder = match (&found, before) {
+        (Some(Principal::Robot { id, .. }), Some((vid, version))) if *id == vid => Some(TokenHolder::Robot { id: vid, version }),
+        (Some(p @ Principal::Token { .. }), Some((vid, version))) if p.user_id() == Some(vid) => {
+            Some(TokenHolder::User { id: vid, version })
+        }
+        _ => None,
+    };
+    match (found, holder) {
+        (Some(p), Some(holder)) => {
+            app.auth.login_succeeded(&from, user);
+            Ok((p, holder))
+        }
+        _ => {
+            app.auth.login_failed(&app.meta, user, &from).await;
+            Err(Error::BadCredentials)
         }
     }
-    found.ok_or(Error::BadCredentials)
 }
 
-/// Principal from Basic credentials only (the token service).
-async fn basic_principal(app: &App, headers: &HeaderMap) -> Result<Principal> {
+/// Principal from Basic credentials only (the token service), and the holder its token names.
+async fn basic_principal(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(Principal, TokenHolder)> {
     match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        None => Ok(Principal::Anonymous),
+        None => Ok((Principal::Anonymous, TokenHolder::Anonymous)),
         Some(v) => {
             let (user, password) = basic_pair(v).ok_or(Error::BadCredentials)?;
-            verify_basic(app, &user, &password, headers).await
+            verify_basic(app, &user, &password, headers, peer).await
         }
     }
 }
@@ -93,8 +129,8 @@ fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
 
 /// `GET /service/token?service=...&scope=...`: a registry token carrying exactly
 /// the requested actions the caller holds (scopes it holds nothing of are left out).
-pub async fn token(State(app): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    match issue(&app, &headers, query.as_deref().unwrap_or("")).await {
+pub async fn token(State(app): State<AppState>, ext: Extensions, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match issue(&app, &headers, super::peer(&ext), query.as_deref().unwrap_or("")).await {
         Ok(body) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response(),
         Err(Error::BadCredentials) => {
             (StatusCode::UNAUTHORIZED, axum::Json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]})))
@@ -108,8 +144,8 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, RawQuery(que
     }
 }
 
-async fn issue(app: &App, headers: &HeaderMap, query: &str) -> Result<serde_json::Value> {
-    let principal = basic_principal(app, headers).await?;
+async fn issue(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>, query: &str) -> Result<serde_json::Value> {
+    let (principal, holder) = basic_principal(app, headers, peer).await?;
     let mut access = Vec::new();
     for (k, v) in form_pairs(query) {
         if k != "scope" {
@@ -141,7 +177,7 @@ async fn issue(app: &App, headers: &HeaderMap, query: &str) -> Result<serde_json
             }
         }
     }
-    let (token, issued) = app.auth.tokens.issue(principal.name(), access)?;
+    let (token, issued) = app.auth.tokens.issue(principal.name(), access, holder)?;
     Ok(json!({
         "token": token,
         "access_token": token,

@@ -42,6 +42,11 @@ pub fn base_url(app: &crate::app::App, headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
+/// The address of the connection a request came on, when the listener recorded it.
+pub fn peer(extensions: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions.get::<axum::extract::ConnectInfo<zerocopy::Peer>>().map(|c| c.0.0)
+}
+
 /// Client IP and user agent, for the audit log.
 pub fn client(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> (String, String) {
     let ip = headers

@@ -9,6 +9,8 @@ pub struct UserRow {
     pub username: String,
     pub password_hash: String,
     pub sysadmin: bool,
+    /// Raised by every change that takes access away (see migration 0011).
+    pub access_version: i64,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -37,10 +39,12 @@ pub mod role {
 
 impl Meta {
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        Ok(on_read!(self, |p| sqlx::query_as::<_, UserRow>("SELECT id, username, password_hash, sysadmin FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(p)
-            .await)?)
+        Ok(on_read!(self, |p| sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, password_hash, sysadmin, access_version FROM users WHERE username = $1"
+        )
+        .bind(username)
+        .fetch_optional(p)
+        .await)?)
     }
 
     pub async fn user_count(&self) -> Result<i64> {
@@ -211,6 +215,29 @@ impl Meta {
         let Some((id, name, owner_id, public, _)) = rows.first().cloned() else { return Ok(None) };
         let roles = rows.into_iter().filter_map(|r| r.4).collect();
         Ok(Some((ProjectRow { id, name, owner_id, public }, roles)))
+    }
+
+    /// The access version of a live user (`robot` false) or robot (true), by id; None when it
+    /// no longer exists (a deleted user, a deleted robot).
+    pub async fn access_version(&self, robot: bool, id: i64) -> Result<Option<i64>> {
+        let sql = if robot {
+            "SELECT access_version FROM robots WHERE id = $1"
+        } else {
+            "SELECT access_version FROM users WHERE id = $1 AND NOT deleted"
+        };
+        let row = on_read!(self, |p| sqlx::query_as::<_, (i64,)>(sql).bind(id).fetch_optional(p).await)?;
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// The id and access version of the robot or live user named `name`, read before its
+    /// credentials are checked, so that a change after this read makes what is issued stale.
+    pub async fn access_version_by_name(&self, robot: bool, name: &str) -> Result<Option<(i64, i64)>> {
+        let sql = if robot {
+            "SELECT id, access_version FROM robots WHERE name = $1"
+        } else {
+            "SELECT id, access_version FROM users WHERE username = $1 AND NOT deleted"
+        };
+        Ok(on_read!(self, |p| sqlx::query_as::<_, (i64, i64)>(sql).bind(name).fetch_optional(p).await)?)
     }
 
     /// Records an event that changes nothing else (a failed login, for example).

@@ -80,11 +80,12 @@ impl Meta {
         .fetch_optional(p)
         .await)?;
         let Some(t) = row else { return Ok(None) };
-        let user =
-            on_read!(self, |p| sqlx::query_as::<_, UserRow>("SELECT id, username, password_hash, sysadmin FROM users WHERE id = $1")
-                .bind(t.user_id)
-                .fetch_optional(p)
-                .await)?;
+        let user = on_read!(self, |p| sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, password_hash, sysadmin, access_version FROM users WHERE id = $1"
+        )
+        .bind(t.user_id)
+        .fetch_optional(p)
+        .await)?;
         Ok(user.map(|u| (t, u)))
     }
 }

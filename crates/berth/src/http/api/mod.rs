@@ -113,13 +113,14 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Caller, ApiError> {
-        caller(app, &parts.headers).await.map(Caller)
+        caller(app, &parts.headers, super::peer(&parts.extensions)).await.map(Caller)
     }
 }
 
-/// Reads Basic credentials; wrong ones are refused, never treated as anonymous.
-pub async fn caller(app: &App, headers: &HeaderMap) -> ApiResult<Principal> {
-    match super::auth::credentials(app, headers).await {
+/// Reads Basic credentials; wrong ones are refused, never treated as anonymous. `peer`: the
+/// connection's address (credential guessing is slowed per client address).
+pub async fn caller(app: &App, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> ApiResult<Principal> {
+    match super::auth::credentials(app, headers, peer).await {
         Ok(super::auth::Credentials::Principal(p)) => Ok(p),
         Ok(super::auth::Credentials::None) => Ok(Principal::Anonymous),
         // Registry tokens are for /v2 only.
