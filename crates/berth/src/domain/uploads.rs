@@ -161,7 +161,13 @@ async fn within_bounds(app: &App, u: &UploadRow, holder: &Holder<'_>, length: Op
 /// does not advance the session row, which the commit deletes anyway, and
 /// hands back the running hash instead of keeping it; otherwise the row records `keep` as
 /// the session's holder.
-async fn append_body<S, E>(app: &App, u: &UploadRow, length: Option<u64>, body: S, keep: Option<&Holder<'_>>) -> Result<(u64, Option<Hasher>)>
+async fn append_body<S, E>(
+    app: &App,
+    u: &UploadRow,
+    length: Option<u64>,
+    body: S,
+    keep: Option<&Holder<'_>>,
+) -> Result<(u64, Option<Hasher>)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,

@@ -277,9 +277,8 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
                 None => None,
             };
             let holder = uploads::Holder { account: &audit.operator, client: &audit.client_ip };
-            let size = uploads::patch(app, &name, &id, range, declared_length(&headers), body.into_data_stream(), &holder)
-                .await
-                .map_err(fail)?;
+            let size =
+                uploads::patch(app, &name, &id, range, declared_length(&headers), body.into_data_stream(), &holder).await.map_err(fail)?;
             Ok(upload_accepted(&name, &id, size, StatusCode::ACCEPTED))
         }
         Route::PutUpload { name, id } => {

@@ -113,7 +113,12 @@ impl Meta {
     /// The first reference of a manifest to push that `repository` does not hold: a blob not
     /// linked to it or a child manifest not in it. Read on a reader (never the writer), in
     /// statements of at most `CHECK_CHUNK` digests.
-    pub async fn missing_reference(&self, repository: &str, blobs: &[(String, i64)], children: &[(String, i64)]) -> Result<Option<PutOutcome>> {
+    pub async fn missing_reference(
+        &self,
+        repository: &str,
+        blobs: &[(String, i64)],
+        children: &[(String, i64)],
+    ) -> Result<Option<PutOutcome>> {
         let sqlite = self.is_sqlite();
         let p1 = if sqlite { "?" } else { "$1" };
         for (kind, refs) in [("b", blobs), ("m", children)] {
@@ -121,7 +126,10 @@ impl Meta {
             let mut present = std::collections::HashSet::new();
             for chunk in wanted.chunks(CHECK_CHUNK) {
                 let sql = if kind == "b" {
-                    format!("SELECT digest FROM repository_blobs WHERE repository = {p1} AND digest IN ({})", in_list(sqlite, 2, chunk.len()))
+                    format!(
+                        "SELECT digest FROM repository_blobs WHERE repository = {p1} AND digest IN ({})",
+                        in_list(sqlite, 2, chunk.len())
+                    )
                 } else {
                     format!(
                         "SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = {p1} AND m.digest IN ({})",
@@ -159,7 +167,18 @@ impl Meta {
         if let Some(missing) = self.missing_reference(m.repository, &m.blobs, &m.children).await? {
             return Ok(missing);
         }
-        match self.write_manifest(m, a).await? {
+        // On SQLite a manifest of many references holds the single writer for a while: one
+        // such write at a time, and each followed by as long a pause, so other writes queue
+        // behind at most one and have the writer at least half the time.
+        let heavy = self.is_sqlite() && m.blobs.len() + m.children.len() > CHECK_CHUNK;
+        let permit = if heavy { Some(HEAVY_WRITES.acquire().await.map_err(Error::internal)?) } else { None };
+        let started = std::time::Instant::now();
+        let written = self.write_manifest(m, a).await;
+        if let Some(permit) = permit {
+            tokio::time::sleep(started.elapsed()).await;
+            drop(permit);
+        }
+        match written? {
             Some(()) => Ok(PutOutcome::Stored),
             // A reference went away since the reader's check: name it.
             None => Ok(self.missing_reference(m.repository, &m.blobs, &m.children).await?.unwrap_or_else(|| {
@@ -519,6 +538,9 @@ impl Meta {
     }
 }
 
+/// Manifest writes of more than `CHECK_CHUNK` references under way on SQLite (one at a time).
+static HEAVY_WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Digests per statement: the reader's checks bind one each and the inserts of references
 /// two, far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const CHECK_CHUNK: usize = 1000;
@@ -527,11 +549,19 @@ const CHECK_CHUNK: usize = 1000;
 /// most `CHECK_CHUNK` per statement. Each row takes its size only from a matching blob link
 /// (blobs) or manifest of the repository (children), so a reference that is not there any more
 /// inserts a NULL size, which the column refuses.
-fn refs_insert(manifest_id: i64, repository: &str, repo_id: i64, blobs: &[(String, i64)], children: &[(String, i64)]) -> Vec<(String, Vec<Value>)> {
+fn refs_insert(
+    manifest_id: i64,
+    repository: &str,
+    repo_id: i64,
+    blobs: &[(String, i64)],
+    children: &[(String, i64)],
+) -> Vec<(String, Vec<Value>)> {
     let mut statements = Vec::new();
     for (kind, refs) in [("b", blobs), ("m", children)] {
+        // In digest order, so the inserts walk the indexes in order.
         let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&(String, i64)> = refs.iter().filter(|(d, _)| seen.insert(d.as_str())).collect();
+        let mut unique: Vec<&(String, i64)> = refs.iter().filter(|(d, _)| seen.insert(d.as_str())).collect();
+        unique.sort_by(|a, b| a.0.cmp(&b.0));
         for chunk in unique.chunks(CHECK_CHUNK) {
             let (join, holder) = if kind == "b" {
                 ("repository_blobs h ON h.repository = $2 AND h.digest = v.digest", Value::Text(repository.to_string()))
