@@ -70,6 +70,17 @@ pub struct ServeArgs {
     /// Abandoned upload sessions expire after this many seconds [default: 86400].
     #[arg(long, env = "BERTH_UPLOAD_EXPIRY")]
     pub upload_expiry: Option<u64>,
+    /// Upload sessions in progress (with a stored chunk) allowed per account and per client
+    /// address; 0: no bound [default: 1000].
+    #[arg(long, env = "BERTH_UPLOAD_MAX_SESSIONS")]
+    pub upload_max_sessions: Option<u64>,
+    /// Bytes held by upload sessions in progress allowed per account and per client address;
+    /// 0: no bound [default: 68719476736 (64 GiB)].
+    #[arg(long, env = "BERTH_UPLOAD_MAX_BYTES")]
+    pub upload_max_bytes: Option<u64>,
+    /// Most blobs and manifests one manifest may reference [default: 10000].
+    #[arg(long, env = "BERTH_MANIFEST_MAX_REFERENCES")]
+    pub manifest_max_references: Option<usize>,
     /// Password of the `admin` account created on first start [default: generated and printed once].
     #[arg(long, env = "BERTH_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
@@ -106,6 +117,9 @@ struct FileConfig {
     token_service: Option<String>,
     token_expiry: Option<u64>,
     upload_expiry: Option<u64>,
+    upload_max_sessions: Option<u64>,
+    upload_max_bytes: Option<u64>,
+    manifest_max_references: Option<usize>,
     admin_password: Option<String>,
     shutdown_grace: Option<u64>,
     robot_prefix: Option<String>,
@@ -131,6 +145,12 @@ pub struct Config {
     pub token_service: String,
     pub token_expiry: u64,
     pub upload_expiry: u64,
+    /// Upload sessions in progress per account and per client address (0: unbounded).
+    pub upload_max_sessions: u64,
+    /// Bytes of upload sessions in progress per account and per client address (0: unbounded).
+    pub upload_max_bytes: u64,
+    /// Most references (blobs and child manifests) in one manifest.
+    pub manifest_max_references: usize,
     pub admin_password: Option<String>,
     pub shutdown_grace: u64,
     pub robot_prefix: String,
@@ -173,6 +193,9 @@ impl Config {
             token_service: a.token_service.or(file.token_service).unwrap_or_else(|| "harbor-registry".into()),
             token_expiry: a.token_expiry.or(file.token_expiry).unwrap_or(1800),
             upload_expiry: a.upload_expiry.or(file.upload_expiry).unwrap_or(86_400),
+            upload_max_sessions: a.upload_max_sessions.or(file.upload_max_sessions).unwrap_or(1000),
+            upload_max_bytes: a.upload_max_bytes.or(file.upload_max_bytes).unwrap_or(64 << 30),
+            manifest_max_references: a.manifest_max_references.or(file.manifest_max_references).unwrap_or(10_000),
             admin_password: a.admin_password.or(file.admin_password),
             shutdown_grace: a.shutdown_grace.or(file.shutdown_grace).unwrap_or(30),
             robot_prefix: a.robot_prefix.or(file.robot_prefix).unwrap_or_else(|| "robot$".into()),

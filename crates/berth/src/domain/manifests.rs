@@ -1,5 +1,9 @@
 //! Manifests: validate and store, read by tag or digest, delete, list tags,
 //! the catalog, and the referrers API.
+//!
+//! The work one push may cause is bounded: the body by `MAX_MANIFEST`, its references (config,
+//! layers, an index's children) by the `manifest_max_references` setting, and references the
+//! repository lacks are found on a reader before the writer is taken (`Meta::put_manifest`).
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -22,6 +26,14 @@ pub async fn put(app: &App, repo: &RepoName, reference: &Reference, content_type
         return Err(Error::TooLarge(format!("manifest is larger than {MAX_MANIFEST} bytes")));
     }
     let m = Manifest::parse(body, content_type).map_err(|e| Error::oci(ErrorCode::ManifestInvalid, e.to_string()))?;
+    let references = m.blobs().count() + m.manifests.len();
+    let cap = app.config.manifest_max_references;
+    if references > cap {
+        return Err(Error::oci(
+            ErrorCode::ManifestInvalid,
+            format!("manifest references {references} blobs and manifests; this registry accepts at most {cap}"),
+        ));
+    }
     let digest = match reference {
         Reference::Digest(d) => {
             if !d.verify(body) {

@@ -6,6 +6,12 @@
 //! the bytes are in place. A running sha256 per session is kept in this node's
 //! memory; when it is missing (another node took the earlier chunks, or a
 //! restart) the upload is hashed again from storage at the end.
+//!
+//! Sessions in progress are bounded per account and per client address, in number and in
+//! bytes (`upload_max_sessions`, `upload_max_bytes`), counted from the database so the bounds
+//! hold across nodes. A session counts from its first stored chunk until it is finished,
+//! cancelled or expired; an upload in one request (POST with a digest, or POST then PUT)
+//! keeps nothing between requests and is bounded by its request.
 
 use crate::app::App;
 use crate::blob::AppendError;
@@ -112,10 +118,56 @@ pub async fn get(app: &App, repo: &RepoName, id: &str) -> Result<UploadRow> {
     }
 }
 
-/// Appends a request body to session `u`. A body that ends the upload (`last`)
+/// Who stores a chunk: the account and the client address the session is counted against.
+pub struct Holder<'a> {
+    pub account: &'a str,
+    pub client: &'a str,
+}
+
+/// Refuses a chunk of `length` bytes (None: not declared) for session `u` when its holder
+/// would go past the bounds on sessions in progress; else the bytes the session may still add.
+async fn within_bounds(app: &App, u: &UploadRow, holder: &Holder<'_>, length: Option<u64>) -> Result<u64> {
+    let (max_sessions, max_bytes) = (app.config.upload_max_sessions, app.config.upload_max_bytes);
+    if max_sessions == 0 && max_bytes == 0 {
+        return Ok(u64::MAX);
+    }
+    let (by_account, by_client) = app.meta.uploads_held(holder.account, holder.client, &u.id).await?;
+    let mut allowance = u64::MAX;
+    let mut holders = vec![(format!("account {}", holder.account), by_account)];
+    if !holder.client.is_empty() {
+        holders.push((format!("client address {}", holder.client), by_client));
+    }
+    for (who, (sessions, bytes)) in holders {
+        if max_sessions > 0 && sessions as u64 >= max_sessions {
+            return Err(Error::Forbidden(format!(
+                "{who} has {sessions} uploads in progress, the most this registry allows; finish or cancel one, or wait for them to expire"
+            )));
+        }
+        if max_bytes > 0 {
+            let held = bytes as u64 + u.size as u64;
+            let left = max_bytes.saturating_sub(held);
+            if let Some(n) = length.filter(|n| *n > left) {
+                return Err(Error::Forbidden(format!(
+                    "{who} holds {held} bytes in uploads in progress; a chunk of {n} more would pass the {max_bytes} bytes this registry allows"
+                )));
+            }
+            allowance = allowance.min(left);
+        }
+    }
+    Ok(allowance)
+}
+
+/// Appends a request body to session `u`. A body that ends the upload (`keep` None)
 /// does not advance the session row, which the commit deletes anyway, and
-/// hands back the running hash instead of keeping it.
-async fn append_body<S, E>(app: &App, u: &UploadRow, length: Option<u64>, body: S, last: bool) -> Result<(u64, Option<Hasher>)>
+/// hands back the running hash instead of keeping it; otherwise the row records `keep` as
+/// the session's holder.
+async fn append_body<S, E>(
+    app: &App,
+    u: &UploadRow,
+    length: Option<u64>,
+    body: S,
+    keep: Option<&Holder<'_>>,
+) -> Result<(u64, Option<Hasher>)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -124,10 +176,15 @@ where
     let mut hasher = app.hashers.take(&u.id, at).or_else(|| (at == 0).then(|| Hasher::new(Algorithm::Sha256)));
     match app.blobs.append(&u.id, at, length, body, hasher.as_mut()).await {
         Ok(n) => {
-            if last {
+            let Some(holder) = keep else {
                 return Ok((at + n, hasher));
-            }
-            if n > 0 && !app.meta.advance_upload(&u.id, &u.repository, u.started_at, u.size, u.size + n as i64).await? {
+            };
+            if n > 0
+                && !app
+                    .meta
+                    .advance_upload(&u.id, &u.repository, u.started_at, u.size, u.size + n as i64, (holder.account, holder.client))
+                    .await?
+            {
                 return Err(Error::oci(ErrorCode::BlobUploadInvalid, "upload was changed by another request"));
             }
             if let Some(h) = hasher {
@@ -144,8 +201,18 @@ where
     }
 }
 
-/// Appends a chunk. `range` is the Content-Range the client sent, if any.
-pub async fn patch<S, E>(app: &App, repo: &RepoName, id: &str, range: Option<(u64, u64)>, length: Option<u64>, body: S) -> Result<u64>
+/// Appends a chunk for `holder`. `range` is the Content-Range the client sent, if any. A chunk
+/// that would take its holder past the bounds on uploads in progress is refused; one of
+/// undeclared length found to pass them once stored ends the session.
+pub async fn patch<S, E>(
+    app: &App,
+    repo: &RepoName,
+    id: &str,
+    range: Option<(u64, u64)>,
+    length: Option<u64>,
+    body: S,
+    holder: &Holder<'_>,
+) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -156,7 +223,16 @@ where
     {
         return Err(Error::RangeInvalid { size: u.size as u64 });
     }
-    Ok(append_body(app, &u, length, body, false).await?.0)
+    let allowance = within_bounds(app, &u, holder, length).await?;
+    let size = append_body(app, &u, length, body, Some(holder)).await?.0;
+    if size - u.size as u64 > allowance {
+        cancel_row(app, &u).await?;
+        return Err(Error::Forbidden(format!(
+            "upload {id} was cancelled: its chunk took account {} or client address {} past the {} bytes of uploads in progress this registry allows",
+            holder.account, holder.client, app.config.upload_max_bytes
+        )));
+    }
+    Ok(size)
 }
 
 /// Checks the bytes of upload `id` (`size` of them, `hasher` fed with all of them
@@ -195,7 +271,7 @@ where
     E: std::fmt::Display,
 {
     let u = get(app, repo, id).await?;
-    let (size, hasher) = append_body(app, &u, length, body, true).await?;
+    let (size, hasher) = append_body(app, &u, length, body, None).await?;
     verify_and_commit(app, repo, id, digest, size, hasher, true).await?;
     Ok(size)
 }

@@ -276,7 +276,9 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
                 ),
                 None => None,
             };
-            let size = uploads::patch(app, &name, &id, range, declared_length(&headers), body.into_data_stream()).await.map_err(fail)?;
+            let holder = uploads::Holder { account: &audit.operator, client: &audit.client_ip };
+            let size =
+                uploads::patch(app, &name, &id, range, declared_length(&headers), body.into_data_stream(), &holder).await.map_err(fail)?;
             Ok(upload_accepted(&name, &id, size, StatusCode::ACCEPTED))
         }
         Route::PutUpload { name, id } => {

@@ -1,6 +1,6 @@
 //! Repositories, blobs, manifests, tags and referrers.
 
-use super::sql::{Batch, Value, numbered_rows, run_batch, value_rows};
+use super::sql::{Batch, Value, in_list, try_batch, value_rows};
 use super::{Audit, Meta, audit, change_audited, now_ms, on_read, on_write};
 use crate::error::{Error, Result};
 
@@ -110,62 +110,95 @@ impl Meta {
         Ok(r > 0)
     }
 
-    /// Stores a manifest with its references and optional tag, in one transaction. While
-    /// SQLite's single writer is held it takes five trips to the connection for a new
-    /// manifest without children: begin, one query for every check, the insert, one batch
-    /// for references, tag, repository and audit record, commit.
-    pub async fn put_manifest(&self, m: &NewManifest<'_>, a: &Audit) -> Result<PutOutcome> {
+    /// The first reference of a manifest to push that `repository` does not hold: a blob not
+    /// linked to it or a child manifest not in it. Read on a reader (never the writer), in
+    /// statements of at most `CHECK_CHUNK` digests.
+    pub async fn missing_reference(
+        &self,
+        repository: &str,
+        blobs: &[(String, i64)],
+        children: &[(String, i64)],
+    ) -> Result<Option<PutOutcome>> {
         let sqlite = self.is_sqlite();
-        // What the checks need in one query: the repository's id, which of the blobs it holds
-        // and which of the children it has.
-        let mut check = String::from("SELECT 'r', '', id FROM repositories WHERE name = $1");
-        let mut n = 1;
-        let mut placeholders = |count: usize| {
-            (0..count)
-                .map(|_| {
-                    n += 1;
-                    format!("${n}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if !m.blobs.is_empty() {
-            check.push_str(&format!(
-                " UNION ALL SELECT 'b', digest, 0 FROM repository_blobs WHERE repository = $1 AND digest IN ({})",
-                placeholders(m.blobs.len())
-            ));
+        let p1 = if sqlite { "?" } else { "$1" };
+        for (kind, refs) in [("b", blobs), ("m", children)] {
+            let wanted: Vec<&str> = refs.iter().map(|(d, _)| d.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let mut present = std::collections::HashSet::new();
+            for chunk in wanted.chunks(CHECK_CHUNK) {
+                let sql = if kind == "b" {
+                    format!(
+                        "SELECT digest FROM repository_blobs WHERE repository = {p1} AND digest IN ({})",
+                        in_list(sqlite, 2, chunk.len())
+                    )
+                } else {
+                    format!(
+                        "SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = {p1} AND m.digest IN ({})",
+                        in_list(sqlite, 2, chunk.len())
+                    )
+                };
+                let rows = on_read!(self, |p| {
+                    let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
+                        .persistent(chunk.len() == CHECK_CHUNK)
+                        .bind(repository);
+                    for d in chunk {
+                        q = q.bind(*d);
+                    }
+                    q.fetch_all(p).await
+                })?;
+                present.extend(rows.into_iter().map(|(d,)| d));
+            }
+            if let Some((d, _)) = refs.iter().find(|(d, _)| !present.contains(d)) {
+                return Ok(Some(if kind == "b" { PutOutcome::BlobUnknown(d.clone()) } else { PutOutcome::ManifestUnknown(d.clone()) }));
+            }
         }
-        if !m.children.is_empty() {
-            check.push_str(&format!(
-                " UNION ALL SELECT 'm', m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
-                 WHERE r.name = $1 AND m.digest IN ({})",
-                placeholders(m.children.len())
-            ));
+        Ok(None)
+    }
+
+    /// Stores a manifest with its references and optional tag, in one transaction. The
+    /// references are checked first on a reader (`missing_reference`), so a manifest naming
+    /// what the repository lacks never takes the writer. Inside the transaction the insert of
+    /// the references re-checks each against its blob link or child manifest as it writes it
+    /// (a reference that went away in between yields a NULL size, which the NOT NULL
+    /// constraint refuses, and the push is answered as if the reader had seen it). While
+    /// SQLite's single writer is held a new manifest without children takes five trips to the
+    /// connection: begin, the repository's id, the insert, one batch for references, tag,
+    /// repository and audit record, commit.
+    pub async fn put_manifest(&self, m: &NewManifest<'_>, a: &Audit) -> Result<PutOutcome> {
+        if let Some(missing) = self.missing_reference(m.repository, &m.blobs, &m.children).await? {
+            return Ok(missing);
         }
+        // On SQLite a manifest of many references holds the single writer for a while: one
+        // such write at a time, and each followed by as long a pause, so other writes queue
+        // behind at most one and have the writer at least half the time.
+        let heavy = self.is_sqlite() && m.blobs.len() + m.children.len() > CHECK_CHUNK;
+        let permit = if heavy { Some(HEAVY_WRITES.acquire().await.map_err(Error::internal)?) } else { None };
+        let started = std::time::Instant::now();
+        let written = self.write_manifest(m, a).await;
+        if let Some(permit) = permit {
+            tokio::time::sleep(started.elapsed()).await;
+            drop(permit);
+        }
+        match written? {
+            Some(()) => Ok(PutOutcome::Stored),
+            // A reference went away since the reader's check: name it.
+            None => Ok(self.missing_reference(m.repository, &m.blobs, &m.children).await?.unwrap_or_else(|| {
+                PutOutcome::BlobUnknown(m.blobs.first().or(m.children.first()).map(|(d, _)| d.clone()).unwrap_or_default())
+            })),
+        }
+    }
+
+    /// The write transaction of `put_manifest`; None when a reference was missing.
+    async fn write_manifest(&self, m: &NewManifest<'_>, a: &Audit) -> Result<Option<()>> {
+        let sqlite = self.is_sqlite();
         on_write!(self, |p| {
             async {
             let mut tx = p.begin().await?;
-            let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(check.as_str())).bind(m.repository);
-            for (digest, _) in m.blobs.iter().chain(m.children.iter()) {
-                q = q.bind(digest);
-            }
-            let mut repo_id = None;
-            let mut present = std::collections::HashSet::new();
-            for (kind, digest, id) in q.fetch_all(&mut *tx).await? {
-                match kind.as_str() {
-                    "r" => repo_id = Some(id),
-                    _ => {
-                        present.insert((kind, digest));
-                    }
-                }
-            }
-            let has = |kind: &str, digest: &str| present.contains(&(kind.to_string(), digest.to_string()));
-            if let Some((digest, _)) = m.blobs.iter().find(|(d, _)| !has("b", d)) {
-                return Ok(PutOutcome::BlobUnknown(digest.clone()));
-            }
-            if let Some((digest, _)) = m.children.iter().find(|(d, _)| !has("m", d)) {
-                return Ok(PutOutcome::ManifestUnknown(digest.clone()));
-            }
+            let held = std::time::Instant::now();
+            let repo_id = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1")
+                .bind(m.repository)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|(id,)| id);
             let now = now_ms();
             let repo_id = match repo_id {
                 Some(id) => id,
@@ -220,13 +253,15 @@ impl Meta {
                     if accessory_of.is_none() {
                         listed_delta += 1;
                     }
-                    if let Some(refs) = refs_insert(id, &m.blobs, &m.children) {
-                        batch.push(refs.0, refs.1);
+                    for (sql, values) in refs_insert(id, m.repository, repo_id, &m.blobs, &m.children) {
+                        batch.push(sql, values);
                     }
                     if !m.children.is_empty() {
                         // The children are referenced once more; one referenced for the first
                         // time is no longer listed on its own.
-                        run_batch!(tx, &batch, sqlite);
+                        if !refs_written(try_batch!(tx, &batch, sqlite))? {
+                            return Ok(None);
+                        }
                         batch = Batch::default();
                         let taken = sqlx::query_as::<_, (i64, Option<String>)>(
                             "UPDATE manifests SET parents = parents + 1 WHERE repository_id = $1 \
@@ -279,9 +314,13 @@ impl Meta {
                 vec![Value::Int(now), Value::Int(repo_id), Value::Int(listed_delta)],
             );
             batch.push(super::AUDIT_INSERT, super::audit_values(a, true));
-            run_batch!(tx, &batch, sqlite);
+            if !refs_written(try_batch!(tx, &batch, sqlite))? {
+                return Ok(None);
+            }
             tx.commit().await?;
-            Ok::<PutOutcome, Error>(PutOutcome::Stored)
+            let references = m.blobs.len() + m.children.len();
+            tracing::debug!(references, held_ms = held.elapsed().as_secs_f64() * 1e3, "manifest written");
+            Ok::<Option<()>, Error>(Some(()))
         }
         .await
         })
@@ -499,20 +538,73 @@ impl Meta {
     }
 }
 
-/// The insert of a new manifest's references, each (kind, digest) once, first size kept.
-fn refs_insert(manifest_id: i64, blobs: &[(String, i64)], children: &[(String, i64)]) -> Option<(String, Vec<Value>)> {
-    let mut seen = std::collections::HashSet::new();
-    let mut values = Vec::new();
-    let refs = blobs.iter().map(|(d, s)| ("b", d, s)).chain(children.iter().map(|(d, s)| ("m", d, s)));
-    for (kind, digest, size) in refs.filter(|(kind, digest, _)| seen.insert((*kind, digest.as_str()))) {
-        values.extend([Value::Int(manifest_id), Value::Text(kind.into()), Value::Text(digest.clone()), Value::Int(*size)]);
+/// Manifest writes of more than `CHECK_CHUNK` references under way on SQLite (one at a time).
+static HEAVY_WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Digests per statement: the reader's checks bind one each and the inserts of references
+/// two, far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+const CHECK_CHUNK: usize = 1000;
+
+/// The inserts of a new manifest's references, each (kind, digest) once, first size kept, at
+/// most `CHECK_CHUNK` per statement. Each row takes its size only from a matching blob link
+/// (blobs) or manifest of the repository (children), so a reference that is not there any more
+/// inserts a NULL size, which the column refuses.
+fn refs_insert(
+    manifest_id: i64,
+    repository: &str,
+    repo_id: i64,
+    blobs: &[(String, i64)],
+    children: &[(String, i64)],
+) -> Vec<(String, Vec<Value>)> {
+    let mut statements = Vec::new();
+    for (kind, refs) in [("b", blobs), ("m", children)] {
+        // In digest order, so the inserts walk the indexes in order.
+        let mut seen = std::collections::HashSet::new();
+        let mut unique: Vec<&(String, i64)> = refs.iter().filter(|(d, _)| seen.insert(d.as_str())).collect();
+        unique.sort_by(|a, b| a.0.cmp(&b.0));
+        for chunk in unique.chunks(CHECK_CHUNK) {
+            let (join, holder) = if kind == "b" {
+                ("repository_blobs h ON h.repository = $2 AND h.digest = v.digest", Value::Text(repository.to_string()))
+            } else {
+                ("manifests h ON h.repository_id = $2 AND h.digest = v.digest", Value::Int(repo_id))
+            };
+            let sql = format!(
+                "WITH v(digest, size) AS (VALUES {}) INSERT INTO manifest_refs (manifest_id, kind, digest, size) \
+                 SELECT $1, '{kind}', v.digest, CASE WHEN h.digest IS NULL THEN NULL ELSE v.size END FROM v LEFT JOIN {join}",
+                shifted_rows(chunk.len(), 2, 2)
+            );
+            let mut values = vec![Value::Int(manifest_id), holder];
+            for (d, size) in chunk {
+                values.extend([Value::Text(d.clone()), Value::Int(*size)]);
+            }
+            statements.push((sql, values));
+        }
     }
-    if values.is_empty() {
-        return None;
+    statements
+}
+
+/// `rows` rows of `cols` numbered placeholders starting after `$skip`: `($3, $4), ($5, $6)`.
+fn shifted_rows(rows: usize, cols: usize, skip: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 8);
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", skip + r * cols + c + 1));
+        }
+        s.push(')');
     }
-    let sql = format!(
-        "INSERT INTO manifest_refs (manifest_id, kind, digest, size) VALUES {} ON CONFLICT DO NOTHING",
-        numbered_rows(values.len() / 4, 4)
-    );
-    Some((sql, values))
+    s
+}
+
+/// Whether a batch holding references was written: false when a reference was missing (the
+/// NOT NULL refusal of `refs_insert`), an error for anything else.
+fn refs_written(r: std::result::Result<(), sqlx::Error>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::NotNullViolation => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -98,25 +98,37 @@ impl Batch {
 }
 
 /// Runs a `Batch` on `$conn` (a transaction): in one query on SQLite, one per statement on
-/// PostgreSQL.
-macro_rules! run_batch {
-    ($conn:expr, $batch:expr, $sqlite:expr) => {{
-        let batch: &$crate::meta::sql::Batch = $batch;
-        if $sqlite {
-            let (sql, values) = batch.joined();
-            if !sql.is_empty() {
-                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(batch.persistent), values.into_iter())
-                    .execute(&mut *$conn)
-                    .await?;
+/// PostgreSQL. Evaluates to `Result<(), sqlx::Error>`.
+macro_rules! try_batch {
+    ($conn:expr, $batch:expr, $sqlite:expr) => {
+        async {
+            let batch: &$crate::meta::sql::Batch = $batch;
+            if $sqlite {
+                let (sql, values) = batch.joined();
+                if !sql.is_empty() {
+                    $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(batch.persistent), values.into_iter())
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+            } else {
+                for (sql, values) in batch.statements() {
+                    $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(batch.persistent), values)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
             }
-        } else {
-            for (sql, values) in batch.statements() {
-                $crate::meta::sql::bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(batch.persistent), values)
-                    .execute(&mut *$conn)
-                    .await?;
-            }
+            Ok::<(), sqlx::Error>(())
         }
-    }};
+        .await
+    };
+}
+pub(crate) use try_batch;
+
+/// Runs a `Batch` on `$conn` (a transaction), returning from the enclosing function on error.
+macro_rules! run_batch {
+    ($conn:expr, $batch:expr, $sqlite:expr) => {
+        $crate::meta::sql::try_batch!($conn, $batch, $sqlite)?
+    };
 }
 pub(crate) use run_batch;
 
@@ -139,6 +151,23 @@ pub(crate) fn value_rows(sqlite: bool, n: usize, cols: usize) -> String {
             }
         }
         s.push(')');
+    }
+    s
+}
+
+/// `n` placeholders separated by commas for an `IN (...)` list, numbered from `$first` on
+/// PostgreSQL and anonymous (`?`) on SQLite, where the values must then come in that order.
+pub(crate) fn in_list(sqlite: bool, first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 6);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        if sqlite {
+            s.push('?');
+        } else {
+            s.push_str(&format!("${}", first + i));
+        }
     }
     s
 }
