@@ -1,5 +1,6 @@
 //! Credentials on requests, and the Docker token service (`/service/token`).
 
+use super::ClientAddr;
 use crate::app::{App, AppState};
 use crate::auth::policy::{self, Action, Principal, Scope};
 use crate::auth::token::{Access, Claims};
@@ -9,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
+use std::net::SocketAddr;
 
 /// What the Authorization header proved.
 pub enum Credentials {
@@ -27,19 +29,19 @@ fn basic_pair(value: &str) -> Option<(String, String)> {
 
 /// Reads the Authorization header: a registry token, Basic credentials, or nothing.
 /// Wrong credentials are an error, never silently anonymous.
-pub async fn credentials(app: &App, headers: &HeaderMap) -> Result<Credentials> {
+pub async fn credentials(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Credentials> {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(Credentials::None) };
     if let Some(t) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
         return app.auth.tokens.verify(t.trim()).map(Credentials::Token).ok_or(Error::BadCredentials);
     }
     let (user, password) = basic_pair(value).ok_or(Error::BadCredentials)?;
-    verify_basic(app, &user, &password, headers).await.map(Credentials::Principal)
+    verify_basic(app, &user, &password, headers, peer).await.map(Credentials::Principal)
 }
 
 /// Checks a username with a password or a personal access token. A failure is recorded in the
 /// audit log (one insert; the password never is).
-async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap) -> Result<Principal> {
-    let (client_ip, user_agent) = super::client(headers, None);
+async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Principal> {
+    let (client_ip, user_agent) = super::client(headers, peer);
     let from = crate::auth::LoginFrom { client_ip, user_agent };
     let found = if user.starts_with(&app.config.robot_prefix) {
         crate::domain::robots::verify(app, user, password).await?
@@ -68,12 +70,12 @@ async fn verify_basic(app: &App, user: &str, password: &str, headers: &HeaderMap
 }
 
 /// Principal from Basic credentials only (the token service).
-async fn basic_principal(app: &App, headers: &HeaderMap) -> Result<Principal> {
+async fn basic_principal(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Principal> {
     match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         None => Ok(Principal::Anonymous),
         Some(v) => {
             let (user, password) = basic_pair(v).ok_or(Error::BadCredentials)?;
-            verify_basic(app, &user, &password, headers).await
+            verify_basic(app, &user, &password, headers, peer).await
         }
     }
 }
@@ -93,8 +95,8 @@ fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
 
 /// `GET /service/token?service=...&scope=...`: a registry token carrying exactly
 /// the requested actions the caller holds (scopes it holds nothing of are left out).
-pub async fn token(State(app): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    match issue(&app, &headers, query.as_deref().unwrap_or("")).await {
+pub async fn token(State(app): State<AppState>, ClientAddr(peer): ClientAddr, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match issue(&app, &headers, peer, query.as_deref().unwrap_or("")).await {
         Ok(body) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response(),
         Err(Error::BadCredentials) => {
             (StatusCode::UNAUTHORIZED, axum::Json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]})))
@@ -108,8 +110,8 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, RawQuery(que
     }
 }
 
-async fn issue(app: &App, headers: &HeaderMap, query: &str) -> Result<serde_json::Value> {
-    let principal = basic_principal(app, headers).await?;
+async fn issue(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>, query: &str) -> Result<serde_json::Value> {
+    let principal = basic_principal(app, headers, peer).await?;
     let mut access = Vec::new();
     for (k, v) in form_pairs(query) {
         if k != "scope" {

@@ -119,15 +119,19 @@ fn v2_operation(path: &str) -> &'static str {
 }
 
 /// `GET /metrics`.
-pub async fn serve(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<axum::response::Response> {
-    authorize(&app, &headers).await?;
+pub async fn serve(
+    State(app): State<AppState>,
+    super::ClientAddr(peer): super::ClientAddr,
+    headers: HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    authorize(&app, &headers, peer).await?;
     let used = app.meta.storage_used().await?;
     let mut r = metrics::render(used).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
     Ok(r)
 }
 
-async fn authorize(app: &crate::app::App, headers: &HeaderMap) -> ApiResult<()> {
+async fn authorize(app: &crate::app::App, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> ApiResult<()> {
     if let Some(expected) = app.config.metrics_token.as_deref().filter(|t| !t.is_empty()) {
         let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
@@ -137,7 +141,7 @@ async fn authorize(app: &crate::app::App, headers: &HeaderMap) -> ApiResult<()> 
             return if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) { Ok(()) } else { Err(ApiError::unauthorized()) };
         }
     }
-    let principal = caller(app, headers).await?;
+    let principal = caller(app, headers, peer).await?;
     if principal.is_sysadmin() {
         Ok(())
     } else if matches!(principal, crate::auth::policy::Principal::Anonymous) {

@@ -159,7 +159,7 @@ async fn dispatch(app: &App, peer: Option<SocketAddr>, req: Request) -> Result<R
     let query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or("")).collect();
     let q = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let challenge = |scope: Option<String>| ErrCtx { scope, headers: headers.clone() };
-    let creds = credentials(app, &headers).await.map_err(|e| (e, challenge(None)))?;
+    let creds = credentials(app, &headers, peer).await.map_err(|e| (e, challenge(None)))?;
 
     if let Some(name) = route.name() {
         let action = required(&route);

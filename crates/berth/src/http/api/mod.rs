@@ -113,13 +113,13 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Caller, ApiError> {
-        caller(app, &parts.headers).await.map(Caller)
+        caller(app, &parts.headers, crate::http::peer(&parts.extensions)).await.map(Caller)
     }
 }
 
 /// Reads Basic credentials; wrong ones are refused, never treated as anonymous.
-pub async fn caller(app: &App, headers: &HeaderMap) -> ApiResult<Principal> {
-    match super::auth::credentials(app, headers).await {
+pub async fn caller(app: &App, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> ApiResult<Principal> {
+    match super::auth::credentials(app, headers, peer).await {
         Ok(super::auth::Credentials::Principal(p)) => Ok(p),
         Ok(super::auth::Credentials::None) => Ok(Principal::Anonymous),
         // Registry tokens are for /v2 only.
@@ -149,7 +149,12 @@ impl Paging {
         let num = |v: Option<&str>, default: u64, name: &str| -> ApiResult<i64> {
             match v {
                 None | Some("") => Ok(default as i64),
-                Some(s) => s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("{name} must be an integer"))),
+                Some(s) => s.parse::<i64>().map_err(|e| match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        Error::Unprocessable(format!("{name} in query is too large: at most {}", i64::MAX)).into()
+                    }
+                    _ => ApiError::bad_request(format!("{name} must be an integer")),
+                }),
             }
         };
         let page = num(page, 1, "page")?;
@@ -162,6 +167,10 @@ impl Paging {
         }
         if size < 1 {
             return Err(Error::Unprocessable("page_size in query should be greater than or equal to 1".into()).into());
+        }
+        // The page's offset and its end must be numbers the database takes.
+        if page.checked_mul(size).is_none() {
+            return Err(Error::Unprocessable(format!("page in query is too large: page × page_size must be at most {}", i64::MAX)).into());
         }
         Ok(Paging { page: page as u64, size: size as u64 })
     }

@@ -52,8 +52,8 @@ pub(crate) struct Req {
 impl FromRequestParts<AppState> for Req {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Req, ApiError> {
-        let principal = super::caller(app, &parts.headers).await?;
         let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0);
+        let principal = super::caller(app, &parts.headers, peer).await?;
         Ok(Req { principal, headers: parts.headers.clone(), peer, uri: parts.uri.clone() })
     }
 }
