@@ -258,6 +258,7 @@ async fn slow_clients_give_their_descriptors_back() {
     let baseline = descriptors(pid);
 
     let mut slow = Vec::new();
+    let mut dripping = Vec::new();
     let mut drips = Vec::new();
     for (i, from) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().enumerate() {
         for _ in 0..100 {
@@ -272,7 +273,7 @@ async fn slow_clients_give_their_descriptors_back() {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }));
-                    slow.push(r);
+                    dripping.push(r);
                     continue;
                 }
                 _ => {
@@ -280,7 +281,8 @@ async fn slow_clients_give_their_descriptors_back() {
                     s.write_all(head.as_bytes()).await.unwrap();
                 }
             }
-            slow.push(s.into_split().0);
+            // Kept whole: dropping a write half would send FIN.
+            slow.push(s);
         }
     }
     // Beyond the cap per address: refused at once, holding nothing.
@@ -306,7 +308,7 @@ async fn slow_clients_give_their_descriptors_back() {
         d.await.unwrap();
     }
     push(20).await;
-    drop(slow);
+    drop((slow, dripping));
     assert!(terminate(child).success());
 }
 

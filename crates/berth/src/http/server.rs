@@ -67,7 +67,11 @@ pub async fn serve(
         };
         let Some(slot) = slots.take(peer.ip()) else {
             tracing::debug!(%peer, "connection refused: too many open connections");
-            let _ = stream.try_write(b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+            // Written directly: a new stream's readiness is not known to the runtime yet.
+            if let Ok(mut s) = stream.into_std() {
+                let _ =
+                    std::io::Write::write(&mut s, b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+            }
             continue;
         };
         let is_trusted = trusted.iter().any(|c| c.contains(peer.ip()));
