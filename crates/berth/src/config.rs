@@ -97,6 +97,27 @@ pub struct ServeArgs {
     /// [default: none].
     #[arg(long, env = "BERTH_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Seconds a client has to send a request's whole header, from connecting or from the
+    /// header's first byte [default: 10].
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request [default: 60].
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a request body may send nothing, or a client may read nothing of a response,
+    /// before the request fails and the connection closes [default: 60].
+    #[arg(long, env = "BERTH_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Open connections in all [default: 10000, at most the descriptor limit less 128].
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address [default: 512].
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Addresses or CIDR ranges whose X-Forwarded-For/-Host/-Proto are honoured, comma-separated
+    /// [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "BERTH_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The TOML file's shape: every key optional.
@@ -125,6 +146,12 @@ struct FileConfig {
     robot_prefix: Option<String>,
     log: Option<String>,
     metrics_token: Option<String>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Where blobs are kept.
@@ -157,6 +184,78 @@ pub struct Config {
     pub log: String,
     /// Bearer token for `GET /metrics` (None: only system admins may read it).
     pub metrics_token: Option<String>,
+    /// Connection timeouts and caps (`http::serve`).
+    pub connections: Connections,
+    /// Peers whose `X-Forwarded-*` headers are honoured.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// Timeouts and caps of the server's connections.
+#[derive(Clone, Debug)]
+pub struct Connections {
+    pub header_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Connections {
+        let secs = std::time::Duration::from_secs;
+        Connections {
+            header_timeout: secs(10),
+            idle_timeout: secs(60),
+            body_timeout: secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 512,
+        }
+    }
+}
+
+/// An address range: `10.0.0.0/8`, `::1`, `192.0.2.7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("{s:?} is not an address or address/prefix");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<std::net::IpAddr>().map_err(|_| bad())?, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s.trim().parse::<std::net::IpAddr>().map_err(|_| bad())?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Loopback only: `127.0.0.0/8` and `::1`.
+    pub fn loopback() -> Vec<Cidr> {
+        vec![Cidr::parse("127.0.0.0/8").expect("literal"), Cidr::parse("::1").expect("literal")]
+    }
+
+    /// Whether `ip` (an IPv4-mapped IPv6 address counts as IPv4) is in the range.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let bits = |n: u32, width: u32| if n == 0 { 0 } else { u128::MAX << (width - n) };
+        match (self.addr, ip.to_canonical()) {
+            (V4(a), V4(b)) => {
+                let m = bits(self.prefix.into(), 32) as u32;
+                u32::from(a) & m == u32::from(b) & m
+            }
+            (V6(a), V6(b)) => {
+                let m = bits(self.prefix.into(), 128);
+                u128::from(a) & m == u128::from(b) & m
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Config {
@@ -201,6 +300,21 @@ impl Config {
             robot_prefix: a.robot_prefix.or(file.robot_prefix).unwrap_or_else(|| "robot$".into()),
             log: a.log.or(file.log).unwrap_or_else(|| "info".into()),
             metrics_token: a.metrics_token.or(file.metrics_token).filter(|t| !t.is_empty()),
+            connections: {
+                let d = Connections::default();
+                let secs = |v: Option<u64>, default: std::time::Duration| v.map_or(default, std::time::Duration::from_secs);
+                Connections {
+                    header_timeout: secs(a.header_timeout.or(file.header_timeout), d.header_timeout),
+                    idle_timeout: secs(a.idle_timeout.or(file.idle_timeout), d.idle_timeout),
+                    body_timeout: secs(a.body_timeout.or(file.body_timeout), d.body_timeout),
+                    max_connections: a.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+                    max_connections_per_ip: a.max_connections_per_ip.or(file.max_connections_per_ip).unwrap_or(d.max_connections_per_ip),
+                }
+            },
+            trusted_proxies: match a.trusted_proxies.or(file.trusted_proxies) {
+                Some(list) => list.iter().filter(|s| !s.trim().is_empty()).map(|s| Cidr::parse(s)).collect::<Result<_, _>>()?,
+                None => Cidr::loopback(),
+            },
         })
     }
 }
@@ -221,7 +335,23 @@ mod tests {
         assert_eq!(c.database, "sqlite:///srv/berth/berth.db");
         assert!(matches!(c.storage, Storage::Fs { ref root } if root == std::path::Path::new("/srv/berth/storage")));
         assert_eq!(c.token_service, "harbor-registry");
+        assert_eq!(c.connections.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.trusted_proxies, Cidr::loopback());
         std::fs::write(&path, "colour = 1\n").unwrap();
         assert!(Config::load(&args).unwrap_err().contains("colour"));
+    }
+
+    #[test]
+    fn trusted_proxy_ranges() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains(ip("10.1.200.3")) && !net.contains(ip("10.2.0.1")));
+        assert!(net.contains(ip("::ffff:10.1.0.9")), "IPv4-mapped peers count as IPv4");
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.1")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")) && !Cidr::parse("::1").unwrap().contains(ip("::2")));
+        assert!(Cidr::parse("10.0.0.0/33").is_err() && Cidr::parse("example.org").is_err());
+        let args = ServeArgs { trusted_proxies: Some(vec!["192.0.2.7".into(), "2001:db8::/32".into()]), ..Default::default() };
+        let c = Config::load(&args).unwrap();
+        assert!(c.trusted_proxies[0].contains(ip("192.0.2.7")) && !c.trusted_proxies[0].contains(ip("127.0.0.1")));
     }
 }

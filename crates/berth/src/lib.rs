@@ -14,6 +14,7 @@ pub mod http;
 pub mod meta;
 pub mod metrics;
 pub mod telemetry;
+pub mod text;
 pub mod time_fmt;
 
 use crate::app::App;
@@ -69,18 +70,18 @@ pub async fn run(
     let grace = Duration::from_secs(app.config.shutdown_grace);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
-    let server = axum::serve(http::zerocopy::Zerocopy(listener), router.into_make_service_with_connect_info::<http::zerocopy::Peer>())
-        .with_graceful_shutdown(async move {
-            stop.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stopped_tx.send(());
-        });
+    let limits = app.config.connections.clone();
+    let server = http::server::serve(listener, router, limits, app.config.trusted_proxies.clone(), async move {
+        stop.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stopped_tx.send(());
+    });
     let drained = async {
         let _ = stopped_rx.await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server.into_future() => r.map_err(error::Error::internal)?,
+        r = server => r.map_err(error::Error::internal)?,
         _ = drained => tracing::warn!("grace period over: abandoning requests still in flight"),
     }
     sweeper.abort();

@@ -1,5 +1,6 @@
 //! The built `berth` binary: its defaults, its configuration sources, PostgreSQL
-//! by flag, and a clean exit on SIGTERM.
+//! by flag, a clean exit on SIGTERM, its descriptors under slow clients, and log lines
+//! that a client's input cannot forge.
 
 mod common;
 
@@ -207,4 +208,134 @@ async fn secrets_never_logged() {
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{admin_pw}"));
     assert!(!log.contains(&basic), "an Authorization header reached the log");
+}
+
+/// The server's open descriptors.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// A connection from `from` (a 127.0.0.0/8 address) to `port`.
+async fn connect_from(from: &str, port: u16) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    s.connect(format!("127.0.0.1:{port}").parse().unwrap()).await.unwrap()
+}
+
+/// Hundreds of connections that send nothing, drip their header or stall their body take
+/// the server's descriptors only until their timeouts close them, and pushes go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_give_their_descriptors_back() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = 45_000 + (std::process::id() as u16 % 10_000);
+    let child = berth()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data", &dir.path().display().to_string()])
+        .args(["--header-timeout", "3", "--idle-timeout", "3", "--body-timeout", "3", "--max-connections-per-ip", "100"])
+        .env("BERTH_ADMIN_PASSWORD", "Fd-Admin-Pw-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url).await;
+    let r = token(&url, "admin", "Fd-Admin-Pw-1", "repository:library/fd:pull,push").await;
+    let tok = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let push = |n: u8| {
+        let (http, url, tok) = (http.clone(), url.clone(), tok.clone());
+        async move {
+            let data = vec![n; 200_000];
+            let digest = common::sha256(&data);
+            let r =
+                http.post(format!("{url}/v2/library/fd/blobs/uploads/?digest={digest}")).bearer_auth(&tok).body(data).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "a push while slow clients hold connections");
+        }
+    };
+    // Warm up: the database pools open what they keep open.
+    futures_util::future::join_all((0..8).map(push)).await;
+    let baseline = descriptors(pid);
+
+    let mut slow = Vec::new();
+    let mut dripping = Vec::new();
+    let mut drips = Vec::new();
+    for (i, from) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().enumerate() {
+        for _ in 0..100 {
+            let mut s = connect_from(from, port).await;
+            match i {
+                0 => {}
+                1 => {
+                    s.write_all(b"GET /v2/ HTTP/1.1\r\nhost: berth\r\nx-slow: ").await.unwrap();
+                    let (r, mut w) = s.into_split();
+                    drips.push(tokio::spawn(async move {
+                        while w.write_all(b"a").await.is_ok() {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }));
+                    dripping.push(r);
+                    continue;
+                }
+                _ => {
+                    let head = "POST /api/v2.0/projects HTTP/1.1\r\nhost: berth\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{";
+                    s.write_all(head.as_bytes()).await.unwrap();
+                }
+            }
+            // Kept whole: dropping a write half would send FIN.
+            slow.push(s);
+        }
+    }
+    // Beyond the cap per address: refused at once, holding nothing.
+    let mut over = connect_from("127.0.0.2", port).await;
+    let mut buf = Vec::new();
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(Duration::from_secs(5), over.read_to_end(&mut buf)).await.expect("closed at once").unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 503"), "{}", String::from_utf8_lossy(&buf));
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = descriptors(pid);
+    assert!(held >= baseline + 290, "300 slow connections are open: {held} descriptors, {baseline} before");
+    futures_util::future::join_all((10..14).map(push)).await;
+    // The timeouts close them all.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut now = descriptors(pid);
+    while now > baseline + 20 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = descriptors(pid);
+    }
+    assert!(now <= baseline + 20, "descriptors back to {now} from {held} (baseline {baseline})");
+    for d in drips {
+        d.await.unwrap();
+    }
+    push(20).await;
+    drop((slow, dripping));
+    assert!(terminate(child).success());
+}
+
+/// A Basic user name with a line break (or a terminal escape, or a bidirectional override)
+/// reaches the log escaped, on the one line of its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_escape_client_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = 47_000 + (std::process::id() as u16 % 10_000);
+    let log_path = dir.path().join("stderr.log");
+    let child = berth()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data", &dir.path().join("d").display().to_string()])
+        .env("BERTH_ADMIN_PASSWORD", "Log-Admin-Pw-1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url).await;
+    let forged = "ghost\nFORGED INFO admin logged in\u{1b}[2K\u{202e}";
+    for _ in 0..6 {
+        assert_eq!(token(&url, forged, "Wrong-Pw-1", "registry:catalog:*").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(terminate(child).success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log.lines().find(|l| l.contains("repeated failed logins")).unwrap_or_else(|| panic!("the lock-out is logged: {log}"));
+    assert!(line.contains(r"ghost\nFORGED INFO admin logged in\u{1b}[2K\u{202e}"), "{line}");
+    assert!(!log.lines().any(|l| l.starts_with("FORGED")), "a forged line: {log}");
+    assert!(!log.contains('\u{1b}') && !log.contains('\u{202e}'), "raw control characters in the log");
 }

@@ -37,7 +37,10 @@ pub fn scope_of(input: &LabelInput) -> Result<(&'static str, i64)> {
     }
 }
 
-fn check_fields(name: &str, color: &str) -> Result<()> {
+fn check_fields(name: &str, description: &str, color: &str) -> Result<()> {
+    crate::text::check("name", name)?;
+    crate::text::check("description", description)?;
+    crate::text::check("color", color)?;
     if name.is_empty() {
         return Err(Error::Invalid(format!("name is required: a label needs a name of 1 to {NAME_MAX} characters")));
     }
@@ -55,7 +58,7 @@ fn check_fields(name: &str, color: &str) -> Result<()> {
 pub fn new_label(input: &LabelInput) -> Result<LabelRow> {
     let name = input.name.clone().unwrap_or_default();
     let color = input.color.clone().unwrap_or_default();
-    check_fields(&name, &color)?;
+    check_fields(&name, input.description.as_deref().unwrap_or(""), &color)?;
     let (scope, project_id) = scope_of(input)?;
     let now = now_ms();
     Ok(LabelRow {
@@ -105,7 +108,7 @@ pub async fn update(app: &App, mut label: LabelRow, input: &LabelInput, audit: A
     label.name = input.name.clone().unwrap_or_default();
     label.description = input.description.clone().unwrap_or_default();
     label.color = input.color.clone().unwrap_or_default();
-    check_fields(&label.name, &label.color)?;
+    check_fields(&label.name, &label.description, &label.color)?;
     let audit = audit_for(&label, "update", audit);
     match app.meta.update_label(&label, &audit).await? {
         LabelChange::Done => Ok(()),

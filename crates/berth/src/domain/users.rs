@@ -45,6 +45,7 @@ pub struct Profile {
 }
 
 pub fn validate_username(name: &str) -> Result<()> {
+    crate::text::check("username", name)?;
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME || name.chars().any(|c| USERNAME_FORBIDDEN.contains(&c) || c.is_control()) || name.trim() != name {
         return Err(Error::Invalid(
@@ -66,6 +67,9 @@ pub fn validate_password(password: &str) -> Result<()> {
 }
 
 pub fn validate_profile(p: &Profile) -> Result<()> {
+    crate::text::check("email", &p.email)?;
+    crate::text::check("realname", &p.realname)?;
+    crate::text::check("comment", &p.comment)?;
     if p.email.is_empty() {
         return Err(Error::Invalid("email can't be empty".into()));
     }

@@ -1,5 +1,6 @@
 //! Credentials on requests, and the Docker token service (`/service/token`).
 
+use super::ClientAddr;
 use crate::app::{App, AppState};
 use crate::auth::LoginFrom;
 use crate::auth::policy::{self, Action, Principal, Scope};
@@ -7,7 +8,7 @@ use crate::auth::token::{Access, Claims, TokenHolder};
 use crate::auth::versions::Holder;
 use crate::error::{Error, Result};
 use axum::extract::{RawQuery, State};
-use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
@@ -129,8 +130,8 @@ fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
 
 /// `GET /service/token?service=...&scope=...`: a registry token carrying exactly
 /// the requested actions the caller holds (scopes it holds nothing of are left out).
-pub async fn token(State(app): State<AppState>, ext: Extensions, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    match issue(&app, &headers, super::peer(&ext), query.as_deref().unwrap_or("")).await {
+pub async fn token(State(app): State<AppState>, ClientAddr(peer): ClientAddr, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match issue(&app, &headers, peer, query.as_deref().unwrap_or("")).await {
         Ok(body) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response(),
         Err(Error::BadCredentials) => {
             (StatusCode::UNAUTHORIZED, axum::Json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]})))

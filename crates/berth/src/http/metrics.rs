@@ -119,8 +119,12 @@ fn v2_operation(path: &str) -> &'static str {
 }
 
 /// `GET /metrics`.
-pub async fn serve(State(app): State<AppState>, ext: axum::http::Extensions, headers: HeaderMap) -> ApiResult<axum::response::Response> {
-    authorize(&app, &headers, super::peer(&ext)).await?;
+pub async fn serve(
+    State(app): State<AppState>,
+    super::ClientAddr(peer): super::ClientAddr,
+    headers: HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    authorize(&app, &headers, peer).await?;
     let used = app.meta.storage_used().await?;
     let mut r = metrics::render(used).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));

@@ -83,6 +83,8 @@ impl TestApp {
             robot_prefix: "robot$".into(),
             log: "warn".into(),
             metrics_token: None,
+            connections: Default::default(),
+            trusted_proxies: berth::config::Cidr::loopback(),
         };
         tweak(&mut config);
         let app = berth::build(config).await.expect("build app");

@@ -150,7 +150,12 @@ impl Paging {
         let num = |v: Option<&str>, default: u64, name: &str| -> ApiResult<i64> {
             match v {
                 None | Some("") => Ok(default as i64),
-                Some(s) => s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("{name} must be an integer"))),
+                Some(s) => s.parse::<i64>().map_err(|e| match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        Error::Unprocessable(format!("{name} in query is too large: at most {}", i64::MAX)).into()
+                    }
+                    _ => ApiError::bad_request(format!("{name} must be an integer")),
+                }),
             }
         };
         let page = num(page, 1, "page")?;
@@ -163,6 +168,10 @@ impl Paging {
         }
         if size < 1 {
             return Err(Error::Unprocessable("page_size in query should be greater than or equal to 1".into()).into());
+        }
+        // The page's offset and its end must be numbers the database takes.
+        if page.checked_mul(size).is_none() {
+            return Err(Error::Unprocessable(format!("page in query is too large: page × page_size must be at most {}", i64::MAX)).into());
         }
         Ok(Paging { page: page as u64, size: size as u64 })
     }

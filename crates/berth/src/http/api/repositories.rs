@@ -141,6 +141,7 @@ async fn update(State(app): State<AppState>, Path((project, repo)): Path<(String
     let (row, _, r) = repository_access(&app, &req, &project, &repo, "repository", "update").await?;
     let u: RepositoryUpdate = json_body(&body)?;
     let description = u.description.unwrap_or_default();
+    crate::text::check("description", &description)?;
     if description.chars().count() > 1024 {
         return Err(ApiError::bad_request("description must be at most 1024 characters"));
     }

@@ -6,6 +6,7 @@ use super::{ApiError, ApiResult, Caller, Paging, paged, require_login, time};
 use crate::app::AppState;
 use crate::auth::policy::{self, Scope};
 use crate::domain::robots::{self, PROJECT_CATALOGUE, RobotCreate, SYSTEM_CATALOGUE};
+use crate::http::ClientAddr;
 use crate::meta::{Audit, RobotAccess, RobotRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -41,15 +42,22 @@ fn view(r: &RobotRow, access: &[RobotAccess]) -> Value {
     })
 }
 
-fn audit(caller: &Caller, headers: &HeaderMap) -> Audit {
-    let (client_ip, user_agent) = crate::http::client(headers, None);
+fn audit(caller: &Caller, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Audit {
+    let (client_ip, user_agent) = crate::http::client(headers, peer);
     Audit { operator: caller.0.name().to_string(), client_ip, user_agent, ..Default::default() }
 }
 
-async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     require_login(&caller.0)?;
     let req: RobotCreate = json_body(&body)?;
-    let (row, secret) = robots::create(&app, &caller.0, req, audit(&caller, &headers)).await?;
+    crate::text::check("description", req.description.as_deref().unwrap_or(""))?;
+    let (row, secret) = robots::create(&app, &caller.0, req, audit(&caller, &headers, peer)).await?;
     let body =
         json!({"id": row.id, "name": row.name, "secret": secret, "creation_time": time(row.creation_time), "expires_at": row.expires_at});
     let mut r = (StatusCode::CREATED, Json(body)).into_response();
@@ -89,13 +97,15 @@ async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<i64>) 
 async fn update(
     State(app): State<AppState>,
     caller: Caller,
+    ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     require_login(&caller.0)?;
     let req: RobotCreate = json_body(&body)?;
-    robots::update(&app, &caller.0, id, req, audit(&caller, &headers)).await?;
+    crate::text::check("description", req.description.as_deref().unwrap_or(""))?;
+    robots::update(&app, &caller.0, id, req, audit(&caller, &headers, peer)).await?;
     Ok(StatusCode::OK)
 }
 
@@ -107,19 +117,26 @@ struct RobotSec {
 async fn refresh(
     State(app): State<AppState>,
     caller: Caller,
+    ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Option<Json<RobotSec>>,
 ) -> ApiResult<Json<Value>> {
     require_login(&caller.0)?;
     let wanted = body.and_then(|Json(b)| b.secret);
-    let secret = robots::refresh(&app, &caller.0, id, wanted, audit(&caller, &headers)).await?;
+    let secret = robots::refresh(&app, &caller.0, id, wanted, audit(&caller, &headers, peer)).await?;
     Ok(Json(json!({"secret": secret})))
 }
 
-async fn remove(State(app): State<AppState>, caller: Caller, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+async fn remove(
+    State(app): State<AppState>,
+    caller: Caller,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     require_login(&caller.0)?;
-    robots::delete(&app, &caller.0, id, audit(&caller, &headers)).await?;
+    robots::delete(&app, &caller.0, id, audit(&caller, &headers, peer)).await?;
     Ok(StatusCode::OK)
 }
 

@@ -4,6 +4,7 @@
 use super::{ApiResult, Caller, require_login, time};
 use crate::app::AppState;
 use crate::domain::tokens::{self, TokenRequest};
+use crate::http::ClientAddr;
 use crate::meta::{AccessTokenRow, Audit};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -31,8 +32,8 @@ fn view(t: &AccessTokenRow) -> Value {
     })
 }
 
-fn audit(caller: &Caller, headers: &HeaderMap) -> Audit {
-    let (client_ip, user_agent) = crate::http::client(headers, None);
+fn audit(caller: &Caller, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Audit {
+    let (client_ip, user_agent) = crate::http::client(headers, peer);
     Audit { operator: caller.0.name().to_string(), client_ip, user_agent, ..Default::default() }
 }
 
@@ -41,9 +42,15 @@ async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec
     Ok(Json(tokens::list(&app, &caller.0).await?.iter().map(view).collect()))
 }
 
-async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, Json(req): Json<TokenRequest>) -> ApiResult<Response> {
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    Json(req): Json<TokenRequest>,
+) -> ApiResult<Response> {
     require_login(&caller.0)?;
-    let a = audit(&caller, &headers);
+    let a = audit(&caller, &headers, peer);
     let (row, secret) = tokens::create(&app, &caller.0, req, a).await?;
     let mut body = view(&row);
     body["token"] = json!(secret);
@@ -54,9 +61,15 @@ async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap,
     Ok(r)
 }
 
-async fn revoke(State(app): State<AppState>, caller: Caller, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+async fn revoke(
+    State(app): State<AppState>,
+    caller: Caller,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     require_login(&caller.0)?;
-    let a = audit(&caller, &headers);
+    let a = audit(&caller, &headers, peer);
     tokens::revoke(&app, &caller.0, id, a).await?;
     Ok(StatusCode::OK)
 }
