@@ -170,6 +170,61 @@ async fn robots_end_to_end(db: Db) {
     t.shutdown().await;
 }
 
+/// A robot that manages robots and members hands on neither a longer life than its own nor the
+/// project admin role (which holds the project itself, beyond anything a robot may be granted).
+async fn robots_hand_on_no_more_life_or_ownership(db: Db) {
+    let t = TestApp::start(db).await;
+    setup(&t).await;
+    let admin = ("admin", ADMIN_PASSWORD);
+    let maker = json!({"name": "maker", "level": "system", "duration": 10, "permissions": [
+        {"kind": "system", "namespace": "/", "access": [{"resource": "robot", "action": "create"}]},
+        {"kind": "project", "namespace": "*", "access": [{"resource": "repository", "action": "pull"}]}]});
+    let r = post(&t, admin, maker).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let maker = ("robot$maker", v["secret"].as_str().unwrap().to_string());
+    let child = |name: &str, duration: i64| {
+        json!({"name": name, "level": "system", "duration": duration, "permissions": [
+            {"kind": "project", "namespace": "*", "access": [{"resource": "repository", "action": "pull"}]}]})
+    };
+    let as_maker = (maker.0, maker.1.as_str());
+    for (duration, want) in [(-1, StatusCode::FORBIDDEN), (20, StatusCode::FORBIDDEN), (5, StatusCode::CREATED)] {
+        assert_eq!(post(&t, as_maker, child(&format!("c{}", duration + 1), duration)).await.status(), want, "duration {duration}");
+    }
+    let id = t.app.meta.robot_by_name("robot$c6").await.unwrap().unwrap().id;
+    let put = |body: Value| {
+        t.http.put(format!("{}/api/v2.0/robots/{id}", t.url)).basic_auth(as_maker.0, Some(as_maker.1)).json(&body).send()
+    };
+    assert_eq!(put(child("c6", -1)).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(put(child("c6", 8)).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(t.app.meta.robot(id).await.unwrap().unwrap().duration, 8);
+
+    // A project robot holding every permission a robot may hold in the project still cannot
+    // make anyone project admin; it may give lesser roles.
+    let access: Vec<Value> = berth::domain::robots::PROJECT_CATALOGUE
+        .iter()
+        .flat_map(|(r, acts)| acts.iter().map(move |a| json!({"resource": r, "action": a})))
+        .collect();
+    let boss = json!({"name": "boss", "level": "project", "duration": -1,
+        "permissions": [{"kind": "project", "namespace": "team", "access": access}]});
+    let r = post(&t, admin, boss).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let secret = r.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_string();
+    let hash = berth::auth::hash_password("Pass-word-1").await.unwrap();
+    let a = Audit { operator: "admin".into(), resource: "setup".into(), resource_type: "test", operation: "create", ..Default::default() };
+    t.app.meta.create_user("newbie", &hash, false, &a).await.unwrap();
+    let add = |role_id: i64| {
+        t.http
+            .post(format!("{}/api/v2.0/projects/team/members", t.url))
+            .basic_auth("robot$team+boss", Some(secret.as_str()))
+            .json(&json!({"role_id": role_id, "member_user": {"username": "newbie"}}))
+            .send()
+    };
+    assert_eq!(add(role::PROJECT_ADMIN).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(add(role::DEVELOPER).await.unwrap().status(), StatusCode::CREATED);
+}
+
 on_both_backends! {
     robots => robots_end_to_end;
+    robots_hand_on_no_more => robots_hand_on_no_more_life_or_ownership;
 }

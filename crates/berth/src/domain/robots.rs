@@ -224,6 +224,17 @@ async fn may_change(
     Ok(held && within(caller, target, row.level == "project"))
 }
 
+/// A robot may not give a robot a longer life than its own: `expires_at` (Unix seconds, -1
+/// never) must not outlast the calling robot's expiry.
+async fn within_lifetime(app: &App, caller: &Principal, expires_at: i64) -> Result<()> {
+    let Principal::Robot { id, .. } = caller else { return Ok(()) };
+    let own = app.meta.robot(*id).await?.map(|r| r.expires_at).unwrap_or(0);
+    if own == -1 || (expires_at != -1 && expires_at <= own) {
+        return Ok(());
+    }
+    Err(Error::Forbidden("a robot may not give a robot a later expiry than its own".into()))
+}
+
 /// The project a project-level robot is bound to, from its single permission.
 fn project_of(level: &str, access: &[RobotAccess], perms: &[Permission]) -> Result<Option<String>> {
     match level {
@@ -276,6 +287,8 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
         return Err(Error::Invalid("duration must be -1 (never expires) or a number of days".into()));
     }
     let now = now_ms();
+    let expires_at = if duration == -1 { -1 } else { now / 1000 + duration * 86_400 };
+    within_lifetime(app, caller, expires_at).await?;
     let prefix = &app.config.robot_prefix;
     let name = match &project {
         Some(p) => format!("{prefix}{p}+{short}"),
@@ -294,7 +307,7 @@ pub async fn create(app: &App, caller: &Principal, req: RobotCreate, audit: Audi
         secret_hash: hash_secret(&secret),
         disabled: req.disable.unwrap_or(false),
         duration,
-        expires_at: if duration == -1 { -1 } else { now / 1000 + duration * 86_400 },
+        expires_at,
         creator_type: creator_type.into(),
         creator_ref,
         creation_time: now,
@@ -408,6 +421,7 @@ pub async fn update(app: &App, caller: &Principal, id: i64, req: RobotCreate, au
         }
         row.duration = d;
         row.expires_at = if d == -1 { -1 } else { row.creation_time / 1000 + d * 86_400 };
+        within_lifetime(app, caller, row.expires_at).await?;
     }
     let audit = Audit { resource: row.name.clone(), resource_type: "robot", operation: "update", project_id: row.project_id, ..audit };
     app.meta.update_robot(&row, &access, &audit).await?;

@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::auth::policy::{self, Principal, ProjectFacts, Scope};
 use crate::domain::members::{self as dmembers, MemberUser};
 use crate::domain::robots::PROJECT_CATALOGUE;
-use crate::meta::MemberRow;
+use crate::meta::{MemberRow, accounts_role};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -46,12 +46,16 @@ fn member_id(raw: &str) -> ApiResult<i64> {
     }
 }
 
-/// Refuses a role whose grantable permissions the caller does not all hold itself (an unknown
-/// role is left to the domain's validation).
+/// Refuses a role whose grantable permissions the caller does not all hold itself, and
+/// projectAdmin to anyone who does not hold all of its permissions (an unknown role is left to
+/// the domain's validation).
 fn may_give(caller: &Principal, facts: &ProjectFacts, role_id: i64) -> ApiResult<()> {
     let grantable = |r: &str, a: &str| PROJECT_CATALOGUE.iter().any(|(res, acts)| *res == r && acts.contains(&a));
+    // projectAdmin holds the project itself (update, delete, members, configuration): only a
+    // caller holding every one of its permissions may give it, never a robot.
+    let every = role_id == accounts_role::PROJECT_ADMIN;
     let holds_all = policy::role_permissions(role_id)
-        .filter(|(r, a)| grantable(r, a))
+        .filter(|(r, a)| every || grantable(r, a))
         .all(|(r, a)| policy::allows(caller, Scope::Project(Some(facts)), r, a));
     if holds_all {
         Ok(())
