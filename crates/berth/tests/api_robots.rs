@@ -192,9 +192,8 @@ async fn robots_hand_on_no_more_life_or_ownership(db: Db) {
         assert_eq!(post(&t, as_maker, child(&format!("c{}", duration + 1), duration)).await.status(), want, "duration {duration}");
     }
     let id = t.app.meta.robot_by_name("robot$c6").await.unwrap().unwrap().id;
-    let put = |body: Value| {
-        t.http.put(format!("{}/api/v2.0/robots/{id}", t.url)).basic_auth(as_maker.0, Some(as_maker.1)).json(&body).send()
-    };
+    let put =
+        |body: Value| t.http.put(format!("{}/api/v2.0/robots/{id}", t.url)).basic_auth(as_maker.0, Some(as_maker.1)).json(&body).send();
     assert_eq!(put(child("c6", -1)).await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(put(child("c6", 8)).await.unwrap().status(), StatusCode::OK);
     assert_eq!(t.app.meta.robot(id).await.unwrap().unwrap().duration, 8);
