@@ -210,7 +210,58 @@ async fn robot_secrets_are_at_least_16_characters(db: Db) {
     t.shutdown().await;
 }
 
+/// A CI farm behind one address: many requests with the right credentials at once, with
+/// nothing cached yet (a user's password, a robot's secret, an access token), are all let in.
+async fn right_credentials_at_once_are_never_slowed(db: Db) {
+    let t = TestApp::start(db).await;
+    let admin = ("admin", ADMIN_PASSWORD);
+    let robot = json!({"name": "ci", "level": "system", "duration": -1, "permissions": [{"kind": "project", "namespace": "*",
+        "access": [{"resource": "repository", "action": "pull"}]}]});
+    let r = t.http.post(format!("{}/api/v2.0/robots", t.url)).basic_auth(admin.0, Some(admin.1)).json(&robot).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let (robot_name, robot_secret) = (v["name"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string());
+    let hash = berth::auth::hash_password(PW).await.unwrap();
+    let audit = berth::meta::Audit {
+        operator: "test".into(),
+        resource: "setup".into(),
+        resource_type: "test",
+        operation: "create",
+        ..Default::default()
+    };
+    t.app.meta.create_user("dev", &hash, false, &audit).await.unwrap();
+    let r = t
+        .http
+        .post(format!("{}/api/berth/v1/users/current/tokens", t.url))
+        .basic_auth("dev", Some(PW))
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let pat = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    t.app.auth.forget_credentials();
+    let farm = client_from("127.0.0.1");
+    for (user, secret) in [("dev", PW.to_string()), (robot_name.as_str(), robot_secret), ("dev", pat)] {
+        let answers = futures_util::future::join_all((0..64).map(|i| {
+            let (farm, user, secret) = (farm.clone(), user.to_string(), secret.clone());
+            let t = &t;
+            async move {
+                // (A robot has no user profile: /users/current is for people.)
+                match (i % 3, user.starts_with("robot$")) {
+                    (1, _) => token_status(t, &farm, &user, &secret).await,
+                    (2, false) => current_user(t, &farm, &user, &secret).await,
+                    _ => v2_basic(t, &farm, &user, &secret).await,
+                }
+            }
+        }))
+        .await;
+        assert!(answers.iter().all(|s| *s == StatusCode::OK), "{user}: {answers:?}");
+    }
+}
+
 on_both_backends! {
+    right_credentials_at_once_are_never_slowed => right_credentials_at_once_are_never_slowed;
     admin_logs_in_while_another_address_hammers => admin_logs_in_while_another_address_hammers;
     robot_and_token_guessing_is_slowed_per_address => robot_and_token_guessing_is_slowed_per_address;
     robot_secrets_are_at_least_16_characters => robot_secrets_are_at_least_16_characters;

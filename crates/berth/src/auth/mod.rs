@@ -118,9 +118,9 @@ impl Auth {
         h.finalize().into()
     }
 
-    /// Whether a credential check for `username` from this client may run now; it is charged
-    /// as a failure until `login_succeeded` says otherwise. A refused attempt must be answered
-    /// as a wrong credential, without checking it.
+    /// Whether a credential check for `username` from this client may run now (nothing is
+    /// charged until a check fails: `login_failed`). A refused attempt must be answered as a
+    /// wrong credential, without checking it.
     pub fn admit(&self, from: &LoginFrom, username: &str) -> bool {
         let refused = self.throttle.lock().expect("throttle lock").admit(from.addr(), self.name_slot(username), Instant::now());
         if let Err(why) = refused {
@@ -131,12 +131,12 @@ impl Auth {
 
     /// A check `admit` let through succeeded.
     pub fn login_succeeded(&self, from: &LoginFrom, username: &str) {
-        self.throttle.lock().expect("throttle lock").succeeded(from.addr(), self.name_slot(username), Instant::now());
+        self.throttle.lock().expect("throttle lock").succeeded(from.addr(), self.name_slot(username));
     }
 
     /// Records a wrong credential that was checked in the audit log (one insert).
     pub async fn login_failed(&self, meta: &Meta, username: &str, from: &LoginFrom) {
-        let cooling = self.throttle.lock().expect("throttle lock").cooling(from.addr(), &self.name_slot(username), Instant::now());
+        let cooling = self.throttle.lock().expect("throttle lock").failed(from.addr(), self.name_slot(username), Instant::now());
         let name: String = username.chars().take(255).collect();
         if let Some(cooldown) = cooling {
             let secs = cooldown.as_secs_f64();

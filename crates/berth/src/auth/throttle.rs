@@ -1,15 +1,19 @@
 //! Slowing down credential guessing: per client address, and per (account, client address).
 //!
 //! Every credential check (password, robot secret, personal access token) is admitted here
-//! first, and charged before it runs, so that concurrent attempts cannot overrun a budget:
-//! - each client address has a budget of `address_burst` checks, regained at one every
+//! first, and every failed one is charged after it:
+//! - each client address has a budget of `address_burst` failures, regained at one every
 //!   `address_refill` (a generic cell rate: the address's "theoretical arrival time" moves
-//!   forward by `address_refill` per charge and may run at most `address_burst` charges ahead
-//!   of now); a check that succeeds is refunded, so only failures spend it;
+//!   forward by `address_refill` per failure, and checks are refused while it is more than
+//!   `address_burst` failures ahead of now); successful checks cost nothing, so a client
+//!   sending the right credentials many times at once is never slowed;
 //! - each (account, address) pair is refused for a cool-down once `max_failures` checks
 //!   failed within `window`, doubling with each consecutive cool-down up to `max_cooldown`;
 //!   a success forgets the pair.
 //!
+//! Failures are charged when they are known, so attempts already in flight when a budget runs
+//! out (at most the address's open connections, which the server caps) still run; each of them
+//! moves the address's time further ahead, so an overrun is paid back by waiting as long.
 //! An account is never locked for everyone: a refusal only ever concerns the address that
 //! failed. A refused attempt is not checked at all (no argon2, no database read), so the work
 //! one address causes is bounded by its budget.
@@ -81,7 +85,7 @@ struct Address {
 }
 
 struct Failures {
-    /// Failed (or still running) checks inside the window, oldest first.
+    /// Failed checks inside the window, oldest first.
     recent: VecDeque<Instant>,
     locked_until: Option<Instant>,
     /// Consecutive cool-downs so far: the next one lasts `cooldown * 2^lockouts`.
@@ -119,23 +123,29 @@ impl Address {
 }
 
 impl Throttle {
-    /// Admits a credential check for `name` from `addr` and charges it as a failure; the
-    /// caller reports a success with `succeeded`, which refunds it.
-    pub fn admit(&mut self, addr: IpAddr, name: [u8; 32], now: Instant) -> Result<(), Refusal> {
+    /// Whether a credential check for `name` from `addr` may run now: refused while the pair
+    /// cools down or the address has spent its budget. Charges nothing (see `failed`).
+    pub fn admit(&self, addr: IpAddr, name: [u8; 32], now: Instant) -> Result<(), Refusal> {
+        let Some(a) = self.by_address.get(&address_key(addr)) else { return Ok(()) };
+        if a.names.get(&name).and_then(|f| f.locked_until).is_some_and(|until| now < until) {
+            return Err(Refusal::Pair);
+        }
+        if a.tat.saturating_duration_since(now) >= self.policy.ahead() {
+            return Err(Refusal::Address);
+        }
+        Ok(())
+    }
+
+    /// A check failed: the address's budget and the pair's failures are charged. Returns the
+    /// pair's cool-down when this failure starts one.
+    pub fn failed(&mut self, addr: IpAddr, name: [u8; 32], now: Instant) -> Option<Duration> {
         let policy = self.policy;
         let addr = address_key(addr);
         if !self.by_address.contains_key(&addr) && self.by_address.len() >= ADDRESSES_MAX {
             self.make_room(now);
         }
         let a = self.by_address.entry(addr).or_insert_with(|| Address { tat: now, names: HashMap::new() });
-        if a.names.get(&name).and_then(|f| f.locked_until).is_some_and(|until| now < until) {
-            return Err(Refusal::Pair);
-        }
-        let tat = a.tat.max(now);
-        if tat.saturating_duration_since(now) >= policy.ahead() {
-            return Err(Refusal::Address);
-        }
-        a.tat = tat + policy.address_refill;
+        a.tat = a.tat.max(now) + policy.address_refill;
         if !a.names.contains_key(&name) && a.names.len() >= NAMES_PER_ADDRESS_MAX {
             a.names.retain(|_, f| !policy.stale(f, now));
             if a.names.len() >= NAMES_PER_ADDRESS_MAX {
@@ -156,28 +166,27 @@ impl Throttle {
             f.recent.pop_front();
         }
         f.recent.push_back(now);
-        if f.recent.len() >= policy.max_failures.max(1) {
-            let factor = 1u32.checked_shl(f.lockouts).unwrap_or(u32::MAX);
-            let cooldown = policy.cooldown.saturating_mul(factor).min(policy.max_cooldown);
-            f.recent.clear();
-            f.locked_until = Some(now + cooldown);
-            f.lockouts = f.lockouts.saturating_add(1);
+        if f.recent.len() < policy.max_failures.max(1) {
+            return None;
         }
-        Ok(())
+        let factor = 1u32.checked_shl(f.lockouts).unwrap_or(u32::MAX);
+        let cooldown = policy.cooldown.saturating_mul(factor).min(policy.max_cooldown);
+        f.recent.clear();
+        f.locked_until = Some(now + cooldown);
+        f.lockouts = f.lockouts.saturating_add(1);
+        Some(cooldown)
     }
 
-    /// A check admitted by `admit` succeeded: the address gets its charge back and the pair's
-    /// failures and cool-down history are forgotten.
-    pub fn succeeded(&mut self, addr: IpAddr, name: [u8; 32], now: Instant) {
-        let refill = self.policy.address_refill;
+    /// A check succeeded: the pair's failures and cool-down history are forgotten.
+    pub fn succeeded(&mut self, addr: IpAddr, name: [u8; 32]) {
         if let Some(a) = self.by_address.get_mut(&address_key(addr)) {
-            a.tat = a.tat.checked_sub(refill).unwrap_or(now).max(now);
             a.names.remove(&name);
         }
     }
 
-    /// Whether a pair is cooling down (for the log line of a cool-down's start).
-    pub fn cooling(&self, addr: IpAddr, name: &[u8; 32], now: Instant) -> Option<Duration> {
+    /// Whether a pair is cooling down.
+    #[cfg(test)]
+    fn cooling(&self, addr: IpAddr, name: &[u8; 32], now: Instant) -> Option<Duration> {
         let until = self.by_address.get(&address_key(addr))?.names.get(name)?.locked_until?;
         (now < until).then(|| until - now)
     }
@@ -220,8 +229,9 @@ mod tests {
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        for _ in 0..5 {
+        for i in 0..5 {
             assert_eq!(t.admit(a, name(1), t0), Ok(()));
+            assert_eq!(t.failed(a, name(1), t0), if i == 4 { Some(s(30)) } else { None });
         }
         assert_eq!(t.admit(a, name(1), t0 + s(1)), Err(Refusal::Pair));
         // The same account from another address, and another account from the same one, are let through.
@@ -229,18 +239,33 @@ mod tests {
         assert_eq!(t.admit(a, name(2), t0 + s(1)), Ok(()));
         assert_eq!(t.cooling(a, &name(1), t0 + s(1)), Some(s(29)));
         assert_eq!(t.admit(a, name(1), t0 + s(31)), Ok(()));
-        for _ in 0..4 {
-            assert_eq!(t.admit(a, name(1), t0 + s(31)), Ok(()));
+        for _ in 0..5 {
+            t.failed(a, name(1), t0 + s(31));
         }
         // The second cool-down is twice as long.
         assert_eq!(t.cooling(a, &name(1), t0 + s(31)), Some(s(60)));
         // A success forgets the pair.
-        t.succeeded(a, name(1), t0 + s(92));
+        t.succeeded(a, name(1));
         assert_eq!(t.cooling(a, &name(1), t0 + s(92)), None);
     }
 
     #[test]
-    fn an_address_has_a_budget_across_names_and_successes_refund_it() {
+    fn concurrent_right_credentials_are_never_refused() {
+        // Many checks of one account in flight at once, all succeeding: nothing is charged.
+        let mut t = Throttle::default();
+        let a = ip("10.0.0.1");
+        let t0 = Instant::now();
+        for _ in 0..1_000 {
+            assert_eq!(t.admit(a, name(1), t0), Ok(()));
+        }
+        for _ in 0..1_000 {
+            t.succeeded(a, name(1));
+        }
+        assert_eq!(t.admit(a, name(1), t0), Ok(()));
+    }
+
+    #[test]
+    fn an_address_has_a_budget_across_names() {
         let mut t = Throttle::default();
         t.policy.address_burst = 10;
         t.policy.address_refill = Duration::from_millis(500);
@@ -248,19 +273,20 @@ mod tests {
         let t0 = Instant::now();
         for n in 0..10 {
             assert_eq!(t.admit(a, name(n), t0), Ok(()));
+            t.failed(a, name(n), t0);
         }
         assert_eq!(t.admit(a, name(99), t0), Err(Refusal::Address));
         assert_eq!(t.admit(b, name(99), t0), Ok(()), "another address is not affected");
         // One regained every 500 ms: 2 a second.
         assert_eq!(t.admit(a, name(99), t0 + Duration::from_millis(500)), Ok(()));
+        t.failed(a, name(99), t0 + Duration::from_millis(500));
         assert_eq!(t.admit(a, name(98), t0 + Duration::from_millis(500)), Err(Refusal::Address));
-        // Successful checks give their charge back.
-        let mut u = Throttle::default();
-        u.policy.address_burst = 2;
-        for _ in 0..100 {
-            assert_eq!(u.admit(a, name(1), t0), Ok(()));
-            u.succeeded(a, name(1), t0);
+        // Failures that were already in flight when the budget ran out are paid back by waiting.
+        for n in 0..10 {
+            t.failed(a, name(200 + n), t0 + Duration::from_millis(500));
         }
+        assert_eq!(t.admit(a, name(1), t0 + Duration::from_millis(5_400)), Err(Refusal::Address));
+        assert_eq!(t.admit(a, name(1), t0 + Duration::from_millis(6_000)), Ok(()));
     }
 
     #[test]
@@ -270,14 +296,14 @@ mod tests {
         let a = ip("10.0.0.1");
         let t0 = Instant::now();
         for _ in 0..5 {
-            t.admit(a, name(0), t0).unwrap();
+            t.failed(a, name(0), t0);
         }
         // 100,000 distinct names from the same address, and 20,000 other addresses.
         for n in 1..100_000 {
-            let _ = t.admit(a, name(n), t0);
+            t.failed(a, name(n), t0);
         }
         for n in 0..20_000u32 {
-            let _ = t.admit(IpAddr::from(n.to_be_bytes()), name(7), t0);
+            t.failed(IpAddr::from(n.to_be_bytes()), name(7), t0);
         }
         let (addresses, names) = t.len();
         assert!(addresses <= ADDRESSES_MAX, "{addresses}");
@@ -286,7 +312,7 @@ mod tests {
         assert!(t.by_address[&a].tat > t0 + Duration::from_secs(90_000));
         let mut small = Throttle::default();
         for n in 0..1_000 {
-            let _ = small.admit(a, name(n), t0);
+            small.failed(a, name(n), t0);
         }
         assert_eq!(small.admit(a, name(5_000), t0), Err(Refusal::Address), "names do not reset the budget");
     }
