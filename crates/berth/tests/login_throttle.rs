@@ -260,7 +260,33 @@ async fn right_credentials_at_once_are_never_slowed(db: Db) {
     }
 }
 
+/// Many wrong passwords at once from one address: its password checks run two at a time and
+/// each looks at the budget when its turn comes, so the argon2 work the address causes stops
+/// at its budget (plus the two running when it ran out), whatever the concurrency.
+async fn argon2_work_per_address_is_bounded(db: Db) {
+    let t = TestApp::start(db).await;
+    let burst = 5u32;
+    t.app.auth.set_login_throttle(LoginThrottle {
+        address_burst: burst,
+        address_refill: Duration::from_secs(60),
+        ..LoginThrottle::default()
+    });
+    let attacker = client_from("127.0.0.1");
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        let attacker = attacker.clone();
+        let t = &t;
+        async move { v2_basic(t, &attacker, &format!("ghost{i}"), "Wrong-Password-1").await }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{answers:?}");
+    let checked = failed_logins(&t, "ghost%").await;
+    assert!(checked >= burst as usize && checked <= burst as usize + 2, "{checked} password checks ran");
+    // Another address is not held up.
+    assert_eq!(v2_basic(&t, &client_from("127.0.0.2"), "admin", ADMIN_PASSWORD).await, StatusCode::OK);
+}
+
 on_both_backends! {
+    argon2_work_per_address_is_bounded => argon2_work_per_address_is_bounded;
     right_credentials_at_once_are_never_slowed => right_credentials_at_once_are_never_slowed;
     admin_logs_in_while_another_address_hammers => admin_logs_in_while_another_address_hammers;
     robot_and_token_guessing_is_slowed_per_address => robot_and_token_guessing_is_slowed_per_address;

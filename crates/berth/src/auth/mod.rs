@@ -31,13 +31,17 @@ use policy::Principal;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// How long a verified Basic credential is trusted without argon2.
 const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(60);
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
+/// Password checks one client address may have running at once; the rest wait their turn.
+const ARGON_PER_ADDRESS: usize = 2;
+/// Addresses with password checks in progress tracked at most (idle ones are dropped first).
+const ARGON_ADDRESSES_MAX: usize = 10_000;
 
 pub use throttle::LoginThrottle;
 use versions::{Holder, Versions};
@@ -49,6 +53,8 @@ pub struct Auth {
     /// Verified passwords: the principal, when, and the user's access version then.
     cache: Mutex<HashMap<[u8; 32], (Principal, Instant, i64)>>,
     argon: Semaphore,
+    /// Password checks (argon2) run one address at most `ARGON_PER_ADDRESS` at a time.
+    argon_by_address: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
     /// Failed credential checks per client address and per (account, address), on this node only.
     throttle: Mutex<throttle::Throttle>,
     /// Users' and robots' access versions as last read.
@@ -100,6 +106,7 @@ impl Auth {
             cache_key,
             cache: Mutex::new(HashMap::new()),
             argon: Semaphore::new(permits),
+            argon_by_address: Mutex::new(HashMap::new()),
             throttle: Mutex::new(throttle::Throttle::default()),
             versions: Versions::default(),
         })
@@ -200,6 +207,21 @@ impl Auth {
             // Changed since (on any node): check afresh.
             self.cache.lock().expect("cache lock").remove(&slot);
         }
+        // One address's password checks run a few at a time, so the argon2 work an address
+        // causes is bounded at every moment; a check that waited looks again at the budget
+        // (failures meanwhile may have spent it) and at the cache (a success meanwhile may have
+        // filled it, as when many jobs behind one address log in at once).
+        let _turn = self.argon_turn(from.addr()).await?;
+        if !self.admit(from, username) {
+            return Ok(None);
+        }
+        let cached = self.cache.lock().expect("cache lock").get(&slot).filter(|(_, at, _)| at.elapsed() < CREDENTIAL_CACHE_TTL).cloned();
+        if let Some((p, _, version)) = cached
+            && self.versions.current(meta, Holder::User(p.user_id().unwrap_or_default())).await? == Some(version)
+        {
+            self.login_succeeded(from, username);
+            return Ok(Some((p, version)));
+        }
         let Some(user) = meta.user_by_name(username).await? else {
             // Spend the same work as a real check so that timing does not reveal which names exist.
             let _ = self.argon_verify(DUMMY_HASH.to_string(), password.to_owned()).await;
@@ -229,6 +251,19 @@ impl Auth {
     pub fn forget_credentials(&self) {
         self.cache.lock().expect("cache lock").clear();
         self.versions.forget();
+    }
+
+    /// Waits for a turn to check a password from `addr` (at most `ARGON_PER_ADDRESS` at once).
+    async fn argon_turn(&self, addr: IpAddr) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let gate = {
+            let mut gates = self.argon_by_address.lock().expect("argon gates lock");
+            if gates.len() >= ARGON_ADDRESSES_MAX && !gates.contains_key(&throttle::address_key(addr)) {
+                // Gates nobody holds or waits for are idle.
+                gates.retain(|_, g| Arc::strong_count(g) > 1);
+            }
+            gates.entry(throttle::address_key(addr)).or_insert_with(|| Arc::new(Semaphore::new(ARGON_PER_ADDRESS))).clone()
+        };
+        gate.acquire_owned().await.map_err(Error::internal)
     }
 
     async fn argon_verify(&self, hash: String, password: String) -> Result<bool> {
