@@ -27,21 +27,6 @@ async fn seed_layers(t: &TestApp, repo: &str, n: usize) -> Vec<String> {
     digests
 }
 
-/// An image manifest over config `config` (digest, size) and the given layers, with `note`
-/// as an annotation so every call can make a new manifest.
-fn image(config: &(String, usize), layers: &[String], note: &str) -> Vec<u8> {
-    let layers: Vec<_> =
-        layers.iter().map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1})).collect();
-    serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": IMAGE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
-        "layers": layers,
-        "annotations": {"note": note},
-    }))
-    .unwrap()
-}
-
 fn index(children: &[String]) -> Vec<u8> {
     let manifests: Vec<_> = children.iter().map(|d| serde_json::json!({"mediaType": IMAGE, "digest": d, "size": 100})).collect();
     serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests})).unwrap()
@@ -68,20 +53,20 @@ async fn manifest_references_are_capped(db: Db) {
 
     // 10,000 references the repository does not hold: refused, naming the first missing one.
     let absent = absent_digests(9_999, "a");
-    let r = t.put_manifest(&tok, repo, "absent", IMAGE, &image(&config, &absent, "absent")).await;
+    let r = t.put_manifest(&tok, repo, "absent", IMAGE, &common::image_manifest(&config, &absent, "absent")).await;
     let (status, code, msg) = message(r).await;
     assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"), "{msg}");
     assert!(msg.contains(&absent[0]), "{msg}");
 
     // One reference more than the cap: refused before anything is looked up.
-    let r = t.put_manifest(&tok, repo, "over", IMAGE, &image(&config, &absent_digests(10_000, "b"), "over")).await;
+    let r = t.put_manifest(&tok, repo, "over", IMAGE, &common::image_manifest(&config, &absent_digests(10_000, "b"), "over")).await;
     let (status, code, msg) = message(r).await;
     assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"), "{msg}");
     assert!(msg.contains("10001") && msg.contains("at most 10000"), "{msg}");
 
     // 10,000 references it holds (config and 9,999 layers, the last one missing at first).
     let layers = seed_layers(&t, repo, 9_999).await;
-    let body = image(&config, &layers, "held");
+    let body = common::image_manifest(&config, &layers, "held");
     let r = t.put_manifest(&tok, repo, "held", IMAGE, &body).await;
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
     let r = t.get(Some(&tok), &format!("/v2/{repo}/manifests/held")).await;
@@ -89,7 +74,7 @@ async fn manifest_references_are_capped(db: Db) {
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
     let mut one_missing = layers.clone();
     one_missing[9_998] = absent[5].clone();
-    let r = t.put_manifest(&tok, repo, "one-missing", IMAGE, &image(&config, &one_missing, "one missing")).await;
+    let r = t.put_manifest(&tok, repo, "one-missing", IMAGE, &common::image_manifest(&config, &one_missing, "one missing")).await;
     let (status, code, msg) = message(r).await;
     assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"), "{msg}");
     assert!(msg.contains(&absent[5]), "{msg}");
@@ -108,9 +93,9 @@ async fn manifest_references_are_capped(db: Db) {
     let tok = small.admin_token(repo).await;
     let config = push_config(&small, &tok, repo).await;
     let layers = seed_layers(&small, repo, 3).await;
-    let r = small.put_manifest(&tok, repo, "three", IMAGE, &image(&config, &layers[..2], "three")).await;
+    let r = small.put_manifest(&tok, repo, "three", IMAGE, &common::image_manifest(&config, &layers[..2], "three")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = small.put_manifest(&tok, repo, "four", IMAGE, &image(&config, &layers, "four")).await;
+    let r = small.put_manifest(&tok, repo, "four", IMAGE, &common::image_manifest(&config, &layers, "four")).await;
     let (status, code, msg) = message(r).await;
     assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"), "{msg}");
     assert!(msg.contains("at most 3"), "{msg}");

@@ -35,6 +35,35 @@ async fn v2_basic(t: &TestApp, client: &Client, user: &str, secret: &str) -> Sta
     client.get(format!("{}/v2/", t.url)).basic_auth(user, Some(secret)).send().await.unwrap().status()
 }
 
+/// Creates the robot `robot` (as the admin), and the user `dev` with an access token; returns
+/// the robot's name and secret and the token.
+async fn robot_and_token(t: &TestApp, robot: &Value) -> (String, String, String) {
+    let r = t.http.post(format!("{}/api/v2.0/robots", t.url)).basic_auth("admin", Some(ADMIN_PASSWORD)).json(robot).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let (robot_name, robot_secret) = (v["name"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string());
+    let hash = berth::auth::hash_password(PW).await.unwrap();
+    let audit = berth::meta::Audit {
+        operator: "test".into(),
+        resource: "setup".into(),
+        resource_type: "test",
+        operation: "create",
+        ..Default::default()
+    };
+    t.app.meta.create_user("dev", &hash, false, &audit).await.unwrap();
+    let r = t
+        .http
+        .post(format!("{}/api/berth/v1/users/current/tokens", t.url))
+        .basic_auth("dev", Some(PW))
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let pat = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    (robot_name, robot_secret, pat)
+}
+
 /// Failed-login audit rows whose resource is `LIKE` the pattern.
 async fn failed_logins(t: &TestApp, resource: &str) -> usize {
     let url = t.app.config.database.clone();
@@ -111,29 +140,7 @@ async fn robot_and_token_guessing_is_slowed_per_address(db: Db) {
     assert_eq!(r.status(), StatusCode::CREATED);
     let robot = json!({"name": "ci", "level": "project", "duration": -1, "permissions": [{"kind": "project", "namespace": "team",
         "access": [{"resource": "repository", "action": "pull"}]}]});
-    let r = t.http.post(format!("{}/api/v2.0/robots", t.url)).basic_auth(admin.0, Some(admin.1)).json(&robot).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    let (robot_name, robot_secret) = (v["name"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string());
-    let hash = berth::auth::hash_password(PW).await.unwrap();
-    let audit = berth::meta::Audit {
-        operator: "test".into(),
-        resource: "setup".into(),
-        resource_type: "test",
-        operation: "create",
-        ..Default::default()
-    };
-    t.app.meta.create_user("dev", &hash, false, &audit).await.unwrap();
-    let r = t
-        .http
-        .post(format!("{}/api/berth/v1/users/current/tokens", t.url))
-        .basic_auth("dev", Some(PW))
-        .json(&json!({"name": "ci"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let pat = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let (robot_name, robot_secret, pat) = robot_and_token(&t, &robot).await;
 
     // Three seconds of guessing from 127.0.0.1: robot secrets of many robot names, and
     // access tokens of many user names, as fast as it goes.
@@ -214,32 +221,9 @@ async fn robot_secrets_are_at_least_16_characters(db: Db) {
 /// nothing cached yet (a user's password, a robot's secret, an access token), are all let in.
 async fn right_credentials_at_once_are_never_slowed(db: Db) {
     let t = TestApp::start(db).await;
-    let admin = ("admin", ADMIN_PASSWORD);
     let robot = json!({"name": "ci", "level": "system", "duration": -1, "permissions": [{"kind": "project", "namespace": "*",
         "access": [{"resource": "repository", "action": "pull"}]}]});
-    let r = t.http.post(format!("{}/api/v2.0/robots", t.url)).basic_auth(admin.0, Some(admin.1)).json(&robot).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    let (robot_name, robot_secret) = (v["name"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string());
-    let hash = berth::auth::hash_password(PW).await.unwrap();
-    let audit = berth::meta::Audit {
-        operator: "test".into(),
-        resource: "setup".into(),
-        resource_type: "test",
-        operation: "create",
-        ..Default::default()
-    };
-    t.app.meta.create_user("dev", &hash, false, &audit).await.unwrap();
-    let r = t
-        .http
-        .post(format!("{}/api/berth/v1/users/current/tokens", t.url))
-        .basic_auth("dev", Some(PW))
-        .json(&json!({"name": "ci"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let pat = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let (robot_name, robot_secret, pat) = robot_and_token(&t, &robot).await;
     t.app.auth.forget_credentials();
     let farm = client_from("127.0.0.1");
     for (user, secret) in [("dev", PW.to_string()), (robot_name.as_str(), robot_secret), ("dev", pat)] {

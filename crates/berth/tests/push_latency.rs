@@ -14,20 +14,6 @@ fn absent_digests(n: usize, salt: &str) -> Vec<String> {
     (0..n).map(|i| sha256(format!("absent {salt} {i}").as_bytes())).collect()
 }
 
-/// An image manifest over `config` (digest, size) and `layers`, annotated with `note`.
-fn image(config: &(String, usize), layers: &[String], note: &str) -> Vec<u8> {
-    let layers: Vec<_> =
-        layers.iter().map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1})).collect();
-    serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": IMAGE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
-        "layers": layers,
-        "annotations": {"note": note},
-    }))
-    .unwrap()
-}
-
 async fn push_config(t: &TestApp, tok: &str, repo: &str) -> (String, usize) {
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     (t.push_blob(tok, repo, config).await, config.len())
@@ -56,9 +42,9 @@ async fn pushes_stay_fast_while_hostile_manifests_arrive() {
         attackers.spawn(async move {
             // One body per client, made once, so the test's own work stays small.
             let (body, want) = match kind {
-                "absent" => (image(&config, &absent_digests(9_999, kind), kind), StatusCode::BAD_REQUEST),
-                "over" => (image(&config, &absent_digests(10_000, kind), kind), StatusCode::BAD_REQUEST),
-                _ => (image(&config, &held, kind), StatusCode::CREATED),
+                "absent" => (common::image_manifest(&config, &absent_digests(9_999, kind), kind), StatusCode::BAD_REQUEST),
+                "over" => (common::image_manifest(&config, &absent_digests(10_000, kind), kind), StatusCode::BAD_REQUEST),
+                _ => (common::image_manifest(&config, &held, kind), StatusCode::CREATED),
             };
             let mut n = 0u32;
             while Instant::now() < stop {
@@ -80,7 +66,7 @@ async fn pushes_stay_fast_while_hostile_manifests_arrive() {
         let started = Instant::now();
         let config = push_config(&t, &tok, repo).await;
         let layer = t.push_blob(&tok, repo, format!("ordinary layer {i}").as_bytes()).await;
-        let body = image(&config, &[layer], &format!("ordinary {i}"));
+        let body = common::image_manifest(&config, &[layer], &format!("ordinary {i}"));
         let put = Instant::now();
         let r = t.put_manifest(&tok, repo, &format!("v{i}"), IMAGE, &body).await;
         assert_eq!(r.status(), StatusCode::CREATED);

@@ -223,3 +223,18 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// An OCI image manifest over `config` (digest, size) and `layers` (each of size 1), with `note`
+/// as an annotation so that every call can make a new manifest.
+pub fn image_manifest(config: &(String, usize), layers: &[String], note: &str) -> Vec<u8> {
+    let layers: Vec<_> =
+        layers.iter().map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1})).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": layers,
+        "annotations": {"note": note},
+    }))
+    .unwrap()
+}

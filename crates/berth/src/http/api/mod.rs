@@ -129,6 +129,12 @@ pub async fn caller(app: &App, headers: &HeaderMap, peer: Option<std::net::Socke
     }
 }
 
+/// The audit record of a change `caller` makes, with the client's address and user agent.
+pub fn caller_audit(caller: &Caller, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> crate::meta::Audit {
+    let (client_ip, user_agent) = crate::http::client(headers, peer);
+    crate::meta::Audit { operator: caller.0.name().to_string(), client_ip, user_agent, ..Default::default() }
+}
+
 /// Fails with 401 for anonymous callers.
 pub fn require_login(p: &Principal) -> ApiResult<()> {
     if matches!(p, Principal::Anonymous) { Err(ApiError::unauthorized()) } else { Ok(()) }

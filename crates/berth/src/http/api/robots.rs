@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::auth::policy::{self, Scope};
 use crate::domain::robots::{self, PROJECT_CATALOGUE, RobotCreate, SYSTEM_CATALOGUE};
 use crate::http::ClientAddr;
-use crate::meta::{Audit, RobotAccess, RobotRow};
+use crate::meta::{RobotAccess, RobotRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -42,11 +42,6 @@ fn view(r: &RobotRow, access: &[RobotAccess]) -> Value {
     })
 }
 
-fn audit(caller: &Caller, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Audit {
-    let (client_ip, user_agent) = crate::http::client(headers, peer);
-    Audit { operator: caller.0.name().to_string(), client_ip, user_agent, ..Default::default() }
-}
-
 async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -57,7 +52,7 @@ async fn create(
     require_login(&caller.0)?;
     let req: RobotCreate = json_body(&body)?;
     crate::text::check("description", req.description.as_deref().unwrap_or(""))?;
-    let (row, secret) = robots::create(&app, &caller.0, req, audit(&caller, &headers, peer)).await?;
+    let (row, secret) = robots::create(&app, &caller.0, req, super::caller_audit(&caller, &headers, peer)).await?;
     let body =
         json!({"id": row.id, "name": row.name, "secret": secret, "creation_time": time(row.creation_time), "expires_at": row.expires_at});
     let mut r = (StatusCode::CREATED, Json(body)).into_response();
@@ -105,7 +100,7 @@ async fn update(
     require_login(&caller.0)?;
     let req: RobotCreate = json_body(&body)?;
     crate::text::check("description", req.description.as_deref().unwrap_or(""))?;
-    robots::update(&app, &caller.0, id, req, audit(&caller, &headers, peer)).await?;
+    robots::update(&app, &caller.0, id, req, super::caller_audit(&caller, &headers, peer)).await?;
     Ok(StatusCode::OK)
 }
 
@@ -124,7 +119,7 @@ async fn refresh(
 ) -> ApiResult<Json<Value>> {
     require_login(&caller.0)?;
     let wanted = body.and_then(|Json(b)| b.secret);
-    let secret = robots::refresh(&app, &caller.0, id, wanted, audit(&caller, &headers, peer)).await?;
+    let secret = robots::refresh(&app, &caller.0, id, wanted, super::caller_audit(&caller, &headers, peer)).await?;
     Ok(Json(json!({"secret": secret})))
 }
 
@@ -136,7 +131,7 @@ async fn remove(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     require_login(&caller.0)?;
-    robots::delete(&app, &caller.0, id, audit(&caller, &headers, peer)).await?;
+    robots::delete(&app, &caller.0, id, super::caller_audit(&caller, &headers, peer)).await?;
     Ok(StatusCode::OK)
 }
 

@@ -5,7 +5,7 @@ use super::{ApiResult, Caller, require_login, time};
 use crate::app::AppState;
 use crate::domain::tokens::{self, TokenRequest};
 use crate::http::ClientAddr;
-use crate::meta::{AccessTokenRow, Audit};
+use crate::meta::AccessTokenRow;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,11 +32,6 @@ fn view(t: &AccessTokenRow) -> Value {
     })
 }
 
-fn audit(caller: &Caller, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Audit {
-    let (client_ip, user_agent) = crate::http::client(headers, peer);
-    Audit { operator: caller.0.name().to_string(), client_ip, user_agent, ..Default::default() }
-}
-
 async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
     require_login(&caller.0)?;
     Ok(Json(tokens::list(&app, &caller.0).await?.iter().map(view).collect()))
@@ -50,7 +45,7 @@ async fn create(
     Json(req): Json<TokenRequest>,
 ) -> ApiResult<Response> {
     require_login(&caller.0)?;
-    let a = audit(&caller, &headers, peer);
+    let a = super::caller_audit(&caller, &headers, peer);
     let (row, secret) = tokens::create(&app, &caller.0, req, a).await?;
     let mut body = view(&row);
     body["token"] = json!(secret);
@@ -69,7 +64,7 @@ async fn revoke(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     require_login(&caller.0)?;
-    let a = audit(&caller, &headers, peer);
+    let a = super::caller_audit(&caller, &headers, peer);
     tokens::revoke(&app, &caller.0, id, a).await?;
     Ok(StatusCode::OK)
 }
