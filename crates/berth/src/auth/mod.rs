@@ -2,7 +2,8 @@
 //! tokens, and the access policy (`policy::allows`).
 //!
 //! Invariants: passwords are stored only as argon2 hashes; argon2 runs on the
-//! blocking pool with bounded concurrency; a verified Basic credential is cached
+//! blocking pool with bounded concurrency (in all, and two at a time per client address,
+//! each looking at that address's budget again when its turn comes); a verified Basic credential is cached
 //! under a keyed hash (never in clear) for a short time; no secret is logged.
 //!
 //! Credential guessing is slowed per client address and per (account, client address)
